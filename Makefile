@@ -1,0 +1,44 @@
+# phiwatch: two commands do all set-up on a fresh machine.
+#   make demo   install, start the lab on loopback, scan it, write the report
+#   make test   install and run the whole test suite against the real lab servers
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= demo-output
+
+.PHONY: install deps demo test lint lab-up lab-down bench clean lock
+
+$(BIN)/phiwatch: pyproject.toml requirements.lock
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(BIN)/phiwatch
+
+deps:
+	bash scripts/install-debian-deps.sh
+
+demo: deps install
+	$(BIN)/phiwatch lab up
+	$(BIN)/phiwatch scan --lab --output $(OUT) --db $(OUT)/phiwatch.db
+	@echo "Report written to $(OUT)/scan.json"
+
+test: deps install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q
+
+lab-up: install
+	$(BIN)/phiwatch lab up
+
+lab-down: install
+	$(BIN)/phiwatch lab down
+
+bench: deps install
+	$(BIN)/python bench/dicom_vs_nmap.py
+
+lock:
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -q -o requirements.lock
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache
