@@ -1,0 +1,218 @@
+"""The data that travels through phiwatch: services, facts, findings, scans.
+
+Nothing in these models may hold a PHI value. Facts carry attribute *names*,
+counts, years and protocol metadata only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProbeStatus(StrEnum):
+    """The closed vocabulary every probe ends with."""
+
+    OPEN = "open"  # port accepts connections; protocol not (yet) identified or not probed
+    REFUSED = "refused"  # connection refused (RST)
+    TIMEOUT = "timeout"  # no answer within the time limit
+    RESET = "reset"  # peer closed or reset the connection mid-exchange
+    UNREACHABLE = "unreachable"  # network or host unreachable
+    PROTOCOL_ERROR = "protocol-error"  # the peer sent bytes that break the protocol
+    BUDGET_EXCEEDED = "budget-exceeded"  # the peer sent more than the per-probe byte budget
+    TLS_ERROR = "tls-error"  # TLS handshake failed
+    REJECTED = "rejected"  # the peer rejected us (e.g. A-ASSOCIATE-RJ)
+    ABORTED = "aborted"  # the peer aborted (A-ABORT) during association negotiation
+    ACCEPTED = "accepted"  # service accepted us, no data query possible or attempted
+    QUERY_REFUSED = "query-refused"  # association accepted, data query refused
+    EMPTY = "empty"  # data query allowed, nothing came back
+    EXPOSED = "exposed"  # data query allowed, data came back
+    ERROR = "error"  # local error (reported without PHI)
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class RejectReason(StrEnum):
+    """A-ASSOCIATE-RJ (source, reason) pairs, PS3.8 table 9-21, as distinct names."""
+
+    NO_REASON = "no-reason-given"
+    APP_CONTEXT_NOT_SUPPORTED = "application-context-not-supported"
+    CALLING_AE_NOT_RECOGNIZED = "calling-ae-not-recognized"
+    CALLED_AE_NOT_RECOGNIZED = "called-ae-not-recognized"
+    PROTOCOL_VERSION_NOT_SUPPORTED = "protocol-version-not-supported"
+    TEMPORARY_CONGESTION = "temporary-congestion"
+    LOCAL_LIMIT_EXCEEDED = "local-limit-exceeded"
+    UNKNOWN = "unknown"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsFacts(Model):
+    version: str | None = None
+    cipher: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    expired: bool | None = None
+    self_signed: bool | None = None
+
+
+class AssociationReject(Model):
+    result: int = Field(description="1 rejected-permanent, 2 rejected-transient")
+    source: int = Field(description="1 service user, 2 ACSE provider, 3 presentation provider")
+    reason: int
+    reason_name: RejectReason
+    permanent: bool
+
+
+class ContextResult(Model):
+    name: str = Field(description="Short SOP class name, e.g. study-root-find")
+    abstract_syntax: str
+    accepted: bool
+    result: int = Field(description="PS3.8 presentation context result (0 = acceptance)")
+
+
+class StudyExposure(Model):
+    """What one bounded STUDY-level C-FIND proved. Never PHI values."""
+
+    status: Literal["refused", "empty", "exposed"]
+    refusal: str | None = Field(None, description="How the query was refused: abort, status, ...")
+    failure_status: int | None = None
+    information_model: str | None = None
+    studies: int = 0
+    instances: int = 0
+    truncated: bool = Field(False, description="Stopped at --max-matches and sent C-CANCEL")
+    modalities: list[str] = []
+    study_year_min: int | None = None
+    study_year_max: int | None = None
+    phi_attributes: list[str] = Field([], description="PHI attribute names that came back non-empty")
+
+
+class DicomFacts(Model):
+    called_ae: str
+    calling_ae: str
+    tls: bool = False
+    association: Literal["accepted", "rejected", "aborted", "failed"] = "failed"
+    reject: AssociationReject | None = None
+    abort_source: int | None = None
+    abort_reason: int | None = None
+    called_ae_guessed: bool = Field(False, description="Accepted only under a guessed AE title")
+    aet_attempts: int = 1
+    max_pdu_length: int | None = None
+    implementation_class_uid: str | None = None
+    implementation_version_name: str | None = None
+    vendor: str | None = None
+    product: str | None = None
+    contexts: list[ContextResult] = []
+    echo_status: int | None = None
+    released: bool = False
+    query: StudyExposure | None = None
+    error: str | None = None
+
+
+class Service(Model):
+    host: str
+    port: int
+    protocol: str = Field(description="dicom, tls, http, ftp, rsync, smb, ssh or unknown")
+    status: ProbeStatus
+    detail: str | None = Field(None, description="Short reason, never PHI")
+    identified_by: Literal["port", "banner", "probe", "none"] = "none"
+    tls: TlsFacts | None = None
+    banner: str | None = Field(None, description="First bytes a server-first protocol sent, sanitised")
+    dicom: DicomFacts | None = None
+    elapsed_ms: int = 0
+
+
+class FileCounts(Model):
+    dicom: int = 0
+    hl7: int = 0
+    x12: int = 0
+
+
+class Exposure(Model):
+    studies: int = 0
+    instances: int = 0
+    files: FileCounts = FileCounts()
+    phi_attributes: list[str] = []
+
+
+class Finding(Model):
+    check_id: str
+    title: str
+    severity: Severity
+    host: str
+    port: int
+    protocol: str
+    evidence: str = Field(description="What was observed; never a PHI value")
+    exposure: Exposure | None = None
+    remediation: str
+    references: list[str] = []
+
+
+class TargetSummary(Model):
+    specs: list[str]
+    excludes: list[str]
+    addresses: int
+    ports: list[int]
+
+
+class ScanOptions(Model):
+    ports: list[int]
+    concurrency: int
+    per_host: int
+    rate: float
+    timeout: float
+    retries: int
+    max_matches: int
+    calling_ae: str
+    called_ae: str
+    guess_aet: bool
+    aet_file: str | None = None
+    byte_budget: int
+
+
+class ScanInfo(Model):
+    id: str
+    start: datetime
+    end: datetime | None = None
+    version: str
+    options: ScanOptions
+    targets: TargetSummary
+    complete: bool = True
+    addresses_done: int = 0
+
+
+class ScanResult(Model):
+    """The output contract: `scan.json` validates against this model's JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid", title="phiwatch scan")
+
+    schema_version: Literal[1] = 1
+    scan: ScanInfo
+    services: list[Service] = []
+    findings: list[Finding] = []

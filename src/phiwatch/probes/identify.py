@@ -1,0 +1,205 @@
+"""Which protocol speaks on an open port: from the port's defaults, else from its own bytes.
+
+Server-first protocols announce themselves in a banner (FTP `220`, rsync
+`@RSYNCD:`, SSH); otherwise TLS, HTTP, DICOM association and SMB negotiate are
+tried in turn, each on its own connection and bounded in time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..engine import Channel, Engine, ProbeFailure
+from ..models import ProbeStatus, Service
+from ..text import sanitize
+from . import dicom
+
+BANNERS: list[tuple[bytes, str]] = [
+    (b"@RSYNCD:", "rsync"),
+    (b"SSH-", "ssh"),
+    (b"220", "ftp"),
+    (b"* OK", "imap"),
+    (b"+OK", "pop3"),
+]
+HTTP_REQUEST = b"GET / HTTP/1.0\r\nHost: %s\r\nUser-Agent: phiwatch\r\nAccept: */*\r\n\r\n"
+# SMB1 NEGOTIATE offering "NT LM 0.12", "SMB 2.002" and "SMB 2.???": any SMB server answers.
+_SMB_DIALECTS = b"\x02NT LM 0.12\x00\x02SMB 2.002\x00\x02SMB 2.???\x00"
+_SMB_HEADER = (
+    b"\xffSMB\x72\x00\x00\x00\x00\x18\x01\x48\x00\x00"
+    + b"\x00" * 8
+    + b"\x00\x00\xff\xff\xff\xfe\x00\x00\x00\x00"
+)
+_SMB_BODY = b"\x00" + len(_SMB_DIALECTS).to_bytes(2, "little") + _SMB_DIALECTS
+SMB_NEGOTIATE = (
+    b"\x00" + (len(_SMB_HEADER) + len(_SMB_BODY)).to_bytes(3, "big") + _SMB_HEADER + _SMB_BODY
+)
+NOT_DICOM = {ProbeStatus.PROTOCOL_ERROR, ProbeStatus.RESET, ProbeStatus.TIMEOUT}
+
+
+@dataclass(frozen=True)
+class IdentifyOptions:
+    banner_wait: float = 1.0
+    step_timeout: float = 3.0
+
+
+def classify_banner(data: bytes) -> str:
+    for prefix, protocol in BANNERS:
+        if data.startswith(prefix):
+            return protocol
+    return "unknown"
+
+
+async def service_on(
+    engine: Engine,
+    host: str,
+    port: int,
+    channel: Channel,
+    dicom_options: dicom.DicomOptions,
+    options: IdentifyOptions,
+) -> Service:
+    """Probe one open port; the sweep's connection is handed over and always closed."""
+    started = time.monotonic()
+    service = await _identify(engine, host, port, channel, dicom_options, options)
+    await channel.close()
+    service.elapsed_ms = int((time.monotonic() - started) * 1000)
+    return service
+
+
+async def _identify(
+    engine: Engine,
+    host: str,
+    port: int,
+    channel: Channel,
+    dicom_options: dicom.DicomOptions,
+    options: IdentifyOptions,
+) -> Service:
+    if port in dicom.DEFAULT_PORTS:
+        service = await _dicom_service(engine, host, port, dicom_options, channel, "port")
+        if service.status is not ProbeStatus.PROTOCOL_ERROR:
+            return service
+        channel = await engine.connect(host, port)  # not DICOM after all: ask its bytes
+    banner = await _banner(channel, options.banner_wait)
+    await channel.close()
+    if banner is None:
+        return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.RESET,
+                       detail="peer closed the connection at once", identified_by="none")
+    if banner:
+        return Service(host=host, port=port, protocol=classify_banner(banner),
+                       status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
+    return await _probes_in_turn(engine, host, port, dicom_options, options)
+
+
+async def _banner(channel: Channel, wait: float) -> bytes | None:
+    """b'' when the peer is silent, None when it closed, else its first bytes."""
+    try:
+        data = await channel.read_some(512, timeout=wait)
+    except ProbeFailure as failure:
+        return b"" if failure.status is ProbeStatus.TIMEOUT else None
+    return data or None
+
+
+async def _probes_in_turn(
+    engine: Engine,
+    host: str,
+    port: int,
+    dicom_options: dicom.DicomOptions,
+    options: IdentifyOptions,
+) -> Service:
+    tls_service = await _tls(engine, host, port, dicom_options, options)
+    if tls_service is not None:
+        return tls_service
+    http = await _http(engine, host, port, options, tls=False)
+    if http is not None:
+        return http
+    service = await _dicom_service(engine, host, port, dicom_options, None, "probe")
+    if service.status not in NOT_DICOM:
+        return service
+    if await _smb(engine, host, port, options):
+        return Service(host=host, port=port, protocol="smb", status=ProbeStatus.OPEN,
+                       identified_by="probe")
+    return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.TIMEOUT,
+                   detail="open, but no answer to TLS, HTTP, DICOM or SMB", identified_by="none")
+
+
+async def _dicom_service(
+    engine: Engine,
+    host: str,
+    port: int,
+    options: dicom.DicomOptions,
+    channel: Channel | None,
+    identified_by: str,
+    tls: bool = False,
+) -> Service:
+    use_tls = tls or (port in dicom.TLS_PORTS and identified_by == "port")
+    if use_tls and channel is not None:
+        await channel.close()
+        channel = None
+    outcome = await dicom.probe(engine, host, port, options, tls=use_tls, channel=channel)
+    if use_tls and not tls and outcome.status in (ProbeStatus.TLS_ERROR, ProbeStatus.TIMEOUT):
+        outcome = await dicom.probe(engine, host, port, options, tls=False)  # plain on 2762
+    return Service(
+        host=host,
+        port=port,
+        protocol="dicom",
+        status=outcome.status,
+        detail=outcome.detail,
+        identified_by=identified_by,  # type: ignore[arg-type]
+        dicom=outcome.facts,
+    )
+
+
+async def _tls(
+    engine: Engine,
+    host: str,
+    port: int,
+    dicom_options: dicom.DicomOptions,
+    options: IdentifyOptions,
+) -> Service | None:
+    try:
+        channel = await engine.connect(host, port, tls=True, timeout=options.step_timeout)
+    except ProbeFailure:
+        return None
+    tls_facts = channel.tls
+    await channel.close()
+    http = await _http(engine, host, port, options, tls=True)
+    if http is not None:
+        http.tls = tls_facts
+        return http
+    service = await _dicom_service(engine, host, port, dicom_options, None, "probe", tls=True)
+    if service.status in NOT_DICOM:
+        service = Service(host=host, port=port, protocol="tls", status=ProbeStatus.OPEN,
+                          identified_by="probe")
+    service.tls = tls_facts
+    return service
+
+
+async def _http(
+    engine: Engine, host: str, port: int, options: IdentifyOptions, tls: bool
+) -> Service | None:
+    try:
+        async with await engine.connect(host, port, tls=tls, timeout=options.step_timeout) as ch:
+            await ch.write(HTTP_REQUEST % host.encode("ascii", "replace"))
+            data = await ch.read_some(1024, timeout=options.step_timeout)
+    except ProbeFailure:
+        return None
+    if not data.startswith(b"HTTP/"):
+        return None
+    status_line = data.split(b"\r\n", 1)[0]
+    server = b""
+    for line in data.split(b"\r\n")[1:20]:
+        if line.lower().startswith(b"server:"):
+            server = b" " + line
+    return Service(host=host, port=port, protocol="https" if tls else "http",
+                   status=ProbeStatus.OPEN, banner=sanitize(status_line + server),
+                   identified_by="probe")
+
+
+async def _smb(engine: Engine, host: str, port: int, options: IdentifyOptions) -> bool:
+    try:
+        async with await engine.connect(host, port, timeout=options.step_timeout) as ch:
+            await ch.write(SMB_NEGOTIATE)
+            data = await ch.read_exact(8, timeout=options.step_timeout)
+    except ProbeFailure:
+        return False
+    return data[4:8] in (b"\xffSMB", b"\xfeSMB")

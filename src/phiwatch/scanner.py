@@ -1,0 +1,123 @@
+"""A scan: stream (address, port) pairs through the engine, probe open ports, evaluate checks.
+
+Workers pull from one shared iterator, so targets are never expanded into a list
+and the number of workers is the number of connections open at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from .checks import evaluate
+from .engine import Engine, Limits, ProbeFailure
+from .models import Finding, ProbeStatus, Service
+from .probes import dicom
+from .probes.identify import IdentifyOptions, service_on
+from .targets import TargetSet
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    open_services: int = 0
+    exposures: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class ScanConfig:
+    ports: list[int]
+    limits: Limits = field(default_factory=Limits)
+    dicom: dicom.DicomOptions = field(default_factory=dicom.DicomOptions)
+    identify: IdentifyOptions = field(default_factory=IdentifyOptions)
+
+
+@dataclass
+class ScanOutcome:
+    services: list[Service]
+    findings: list[Finding]
+    progress: Progress
+    complete: bool
+
+
+Listener = Callable[[str, object], None]
+
+
+class Scanner:
+    def __init__(self, config: ScanConfig, listener: Listener | None = None) -> None:
+        self.config = config
+        self.engine = Engine(config.limits)
+        self.listener = listener or (lambda _event, _data: None)
+        self.services: list[Service] = []
+        self.findings: list[Finding] = []
+        self._remaining: dict[str, int] = {}
+        self.progress = Progress(total=0)
+
+    def _jobs(self, targets: TargetSet) -> Iterator[tuple[str, int]]:
+        for address in targets.addresses():
+            self._remaining[address] = len(self.config.ports)
+            for port in self.config.ports:
+                yield address, port
+
+    async def run(self, targets: TargetSet) -> ScanOutcome:
+        self.progress = Progress(total=targets.size)
+        jobs = self._jobs(targets)
+        workers = max(1, min(self.config.limits.concurrency, targets.size * len(self.config.ports)))
+        tasks = [asyncio.create_task(self._worker(jobs)) for _ in range(workers)]
+        complete = True
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            complete = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self.engine.close()
+        return ScanOutcome(self.services, self.findings, self.progress, complete)
+
+    async def _worker(self, jobs: Iterator[tuple[str, int]]) -> None:
+        for host, port in jobs:
+            await self._scan_port(host, port)
+            remaining = self._remaining[host] - 1
+            if remaining:
+                self._remaining[host] = remaining
+            else:
+                del self._remaining[host]
+                self.progress.done += 1
+                self.listener("host-done", host)
+
+    async def _scan_port(self, host: str, port: int) -> None:
+        try:
+            channel = await self.engine.connect(host, port)
+        except ProbeFailure:
+            return  # refused, filtered or unreachable: not an open service
+        try:
+            async with asyncio.timeout(self.config.limits.probe_time):
+                service = await service_on(
+                    self.engine, host, port, channel, self.config.dicom, self.config.identify
+                )
+        except TimeoutError:
+            service = Service(host=host, port=port, protocol="unknown",
+                              status=ProbeStatus.TIMEOUT, detail="probe time limit reached")
+        except Exception as exc:  # a probe bug must not sink the scan; no message (may echo input)
+            service = Service(host=host, port=port, protocol="unknown", status=ProbeStatus.ERROR,
+                              detail=f"internal error in probe: {type(exc).__name__}")
+        finally:
+            await channel.close()
+        findings = evaluate(service)
+        self.services.append(service)
+        self.findings.extend(findings)
+        self.progress.open_services += 1
+        if service.status is ProbeStatus.EXPOSED:
+            self.progress.exposures += 1
+        self.listener("service", service)

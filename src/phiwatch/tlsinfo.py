@@ -1,0 +1,35 @@
+"""Certificate facts from a TLS connection: version, subject, issuer, validity, self-signed."""
+
+from __future__ import annotations
+
+import ssl
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from .models import TlsFacts
+from .text import sanitize
+
+
+def tls_facts(ssl_object: ssl.SSLObject | ssl.SSLSocket, now: datetime | None = None) -> TlsFacts:
+    cipher = ssl_object.cipher()
+    facts = TlsFacts(version=ssl_object.version(), cipher=cipher[0] if cipher else None)
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return facts
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        subject = cert.subject.rfc4514_string()
+        issuer = cert.issuer.rfc4514_string()
+        not_before = cert.not_valid_before_utc
+        not_after = cert.not_valid_after_utc
+    except (ValueError, TypeError):
+        return facts
+    moment = now or datetime.now(UTC)
+    facts.subject = sanitize(subject, 200)
+    facts.issuer = sanitize(issuer, 200)
+    facts.not_before = not_before
+    facts.not_after = not_after
+    facts.expired = not (not_before <= moment <= not_after)
+    facts.self_signed = cert.subject == cert.issuer
+    return facts
