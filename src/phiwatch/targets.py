@@ -111,8 +111,7 @@ def read_list_file(path: str | Path) -> Iterator[str]:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 line = line.split("#", 1)[0]
-                for item in line.replace(",", " ").split():
-                    yield item
+                yield from line.replace(",", " ").split()
     except OSError as exc:
         raise TargetError(f"cannot read target file {str(path)!r}: {exc.strerror}") from exc
 

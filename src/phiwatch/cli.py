@@ -1,0 +1,201 @@
+"""Command line: parse arguments, call the scanner, hand results to reports. Nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .models import Severity
+from .targets import TargetError
+
+app = typer.Typer(
+    name="phiwatch",
+    help="Find exposed medical images and health records on networks you are responsible "
+    "for; prove each exposure without copying patient data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+lab_app = typer.Typer(help="The built-in lab: real servers on loopback with known exposures.",
+                      no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class UserError(Exception):
+    """A problem with the user's input: one line, exit 2."""
+
+
+@app.command()
+def scan(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Addresses, CIDR blocks, ranges (10.0.0.1-20), host names or files")] = None,
+    ports: Annotated[str | None, typer.Option("-p", "--ports",
+        help="Ports, e.g. 104,4242,11110-11112 (default: every probe's default ports)")] = None,
+    input_list: Annotated[list[Path] | None, typer.Option("-iL", "--input-list",
+        help="File of targets, one or more per line")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude",
+        help="Addresses, blocks or ranges never to touch (comma-separated; repeatable)")] = None,
+    exclude_file: Annotated[list[Path] | None, typer.Option("--exclude-file",
+        help="File of addresses never to touch (a do-not-probe list)")] = None,
+    rate: Annotated[float, typer.Option(help="New connections per second; 0 = unlimited")] = 2000,
+    concurrency: Annotated[int, typer.Option(help="Connections open at once")] = 512,
+    per_host: Annotated[int, typer.Option(help="Connections open at once to one address")] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds for a connect and for each answer")] = 5.0,
+    retries: Annotated[int, typer.Option(help="Extra connect attempts after a timeout")] = 1,
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+        help="Directory for scan.json")] = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite store (default: "
+        "$XDG_DATA_HOME/phiwatch/phiwatch.db)")] = None,
+    no_db: Annotated[bool, typer.Option("--no-db", help="Do not store the scan")] = False,
+    fail_on: Annotated[Severity | None, typer.Option(
+        help="Exit 1 when a finding of this severity or worse is found")] = None,
+    max_matches: Annotated[int, typer.Option(
+        help="Stop counting studies after this many matches (then C-CANCEL)")] = 1000,
+    calling_ae: Annotated[str, typer.Option(help="Our calling AE title")] = "PHIWATCH",
+    called_ae: Annotated[str, typer.Option(help="Called AE title tried first")] = "ANY-SCP",
+    guess_aet: Annotated[bool, typer.Option("--guess-aet",
+        help="After a called-AE reject, try a short list of common AE titles (intrusive)")] = False,
+    aet_file: Annotated[Path | None, typer.Option(
+        help="After a called-AE reject, try these AE titles (one per line)")] = None,
+    byte_budget: Annotated[int, typer.Option(
+        help="Bytes one probe may read from one service")] = 8 * 1024 * 1024,
+    probe_time: Annotated[float, typer.Option(
+        help="Seconds all probes of one service may take")] = 60.0,
+    allow_large: Annotated[bool, typer.Option("--allow-large",
+        help="Allow a scan of more than 65,536 addresses")] = False,
+    log_file: Annotated[Path | None, typer.Option(help="Write a debug log here")] = None,
+    progress: Annotated[str, typer.Option(
+        help="auto (Rich on a terminal, JSON lines otherwise), rich, json or none")] = "auto",
+) -> None:
+    """Find DICOM services and prove, without copying patient data, what they expose."""
+    from .run import ScanRequest, run_scan
+
+    request = ScanRequest(
+        targets=targets or [],
+        ports=ports,
+        input_lists=[str(p) for p in input_list or []],
+        excludes=exclude or [],
+        exclude_files=[str(p) for p in exclude_file or []],
+        rate=rate,
+        concurrency=concurrency,
+        per_host=per_host,
+        timeout=timeout,
+        retries=retries,
+        output=output,
+        db=None if no_db else db,
+        store=not no_db,
+        max_matches=max_matches,
+        calling_ae=calling_ae,
+        called_ae=called_ae,
+        guess_aet=guess_aet,
+        aet_file=aet_file,
+        byte_budget=byte_budget,
+        probe_time=probe_time,
+        allow_large=allow_large,
+        log_file=log_file,
+        progress=progress,
+    )
+    try:
+        result = run_scan(request, err)
+    except TargetError as exc:
+        raise UserError(str(exc)) from exc
+    if not result.scan.complete:
+        raise typer.Exit(130)
+    if fail_on is not None and any(f.severity.rank >= fail_on.rank for f in result.findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema that scan.json validates against."""
+    from .reports.json_report import schema as scan_schema
+
+    print(json.dumps(scan_schema(), indent=2))
+
+
+@app.command()
+def version() -> None:
+    """Print phiwatch's version."""
+    print(__version__)
+
+
+@lab_app.command("up")
+def lab_up(
+    state_dir: Annotated[Path | None, typer.Option(help="Where the lab keeps its files")] = None,
+    base_port: Annotated[int | None, typer.Option(help="First of the lab's eight ports")] = None,
+) -> None:
+    """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
+    from . import lab
+
+    try:
+        manifest = lab.up(state_dir, base_port or lab.DEFAULT_BASE_PORT)
+    except lab.LabError as exc:
+        raise UserError(str(exc)) from exc
+    ports = [s["port"] for s in manifest["services"]]
+    for service in manifest["services"]:
+        err.print(f"  {service['port']:>5}  {service['name']:<16} {service['description']}")
+    err.print(f"lab is up; scan it with: phiwatch scan 127.0.0.1 -p {min(ports)}-{max(ports)}")
+
+
+@lab_app.command("down")
+def lab_down(
+    state_dir: Annotated[Path | None, typer.Option(help="Where the lab keeps its files")] = None,
+) -> None:
+    """Stop the lab's servers."""
+    from . import lab
+
+    stopped = lab.down(state_dir)
+    err.print(f"lab stopped ({stopped} processes)")
+
+
+@lab_app.command("status")
+def lab_status(
+    state_dir: Annotated[Path | None, typer.Option(help="Where the lab keeps its files")] = None,
+) -> None:
+    """Show which lab servers run."""
+    from . import lab
+
+    rows = lab.status(state_dir)
+    if not rows:
+        err.print("lab is not running")
+        raise typer.Exit(1)
+    for row in rows:
+        state = "running" if row["running"] else "stopped"
+        print(f"{row['port']:>5}  {row['name']:<16} {state}")
+
+
+def main() -> None:
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    try:
+        code = app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("phiwatch: interrupted")
+        sys.exit(130)
+    except UserError as exc:
+        err.print(f"phiwatch: error: {exc}", markup=False)
+        sys.exit(2)
+    except typer.TyperException as exc:  # usage errors: bad option, missing value, ...
+        err.print(f"phiwatch: error: {exc.format_message()}", markup=False)
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("phiwatch: interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Renderers of one ScanResult. They never re-derive severities or facts."""

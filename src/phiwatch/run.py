@@ -1,0 +1,288 @@
+"""One scan from request to outputs: targets, scanner, progress display, scan.json, store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .engine import Limits
+from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
+from .probes import dicom
+from .probes.dicom_ul import valid_ae_title
+from .reports.json_report import write_scan_json
+from .scanner import ScanConfig, Scanner
+from .store import Store
+from .targets import LARGE_SCAN, TargetError, build_targets, parse_ports, read_list_file
+
+log = logging.getLogger("phiwatch")
+
+
+@dataclass
+class ScanRequest:
+    targets: list[str]
+    ports: str | None = None
+    input_lists: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    exclude_files: list[str] = field(default_factory=list)
+    rate: float = 2000
+    concurrency: int = 512
+    per_host: int = 2
+    timeout: float = 5.0
+    retries: int = 1
+    output: Path | None = None
+    db: Path | None = None
+    store: bool = True
+    max_matches: int = 1000
+    calling_ae: str = "PHIWATCH"
+    called_ae: str = "ANY-SCP"
+    guess_aet: bool = False
+    aet_file: Path | None = None
+    byte_budget: int = 8 * 1024 * 1024
+    probe_time: float = 60.0
+    allow_large: bool = False
+    log_file: Path | None = None
+    progress: str = "auto"
+
+
+def default_ports() -> list[int]:
+    return sorted(set(dicom.DEFAULT_PORTS))
+
+
+def _check_numbers(request: ScanRequest) -> None:
+    if request.rate < 0:
+        raise TargetError("--rate must be 0 (unlimited) or positive")
+    if not 1 <= request.concurrency <= 65_536:
+        raise TargetError("--concurrency must be between 1 and 65536")
+    if not 1 <= request.per_host <= 64:
+        raise TargetError("--per-host must be between 1 and 64")
+    if not 0.05 <= request.timeout <= 300:
+        raise TargetError("--timeout must be between 0.05 and 300 seconds")
+    if not 0 <= request.retries <= 5:
+        raise TargetError("--retries must be between 0 and 5")
+    if not 1 <= request.max_matches <= 1_000_000:
+        raise TargetError("--max-matches must be between 1 and 1000000")
+    if not 4096 <= request.byte_budget <= 1 << 30:
+        raise TargetError("--byte-budget must be between 4096 and 1073741824")
+    if not 1 <= request.probe_time <= 3600:
+        raise TargetError("--probe-time must be between 1 and 3600 seconds")
+    for title, flag in ((request.calling_ae, "--calling-ae"), (request.called_ae, "--called-ae")):
+        if not valid_ae_title(title):
+            raise TargetError(f"{flag} must be 1-16 printable ASCII characters without '\\'")
+
+
+def _ae_titles(path: Path | None) -> tuple[str, ...]:
+    if path is None:
+        return ()
+    titles = tuple(read_list_file(path))
+    bad = [t for t in titles if not valid_ae_title(t)]
+    if bad:
+        raise TargetError(f"bad AE title in {str(path)!r}: {bad[0][:20]!r}")
+    return titles
+
+
+def _configure_logging(log_file: Path | None) -> None:
+    for noisy in ("pynetdicom", "pydicom"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    log.setLevel(logging.DEBUG if log_file else logging.WARNING)
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+
+
+def run_scan(request: ScanRequest, console: Console) -> ScanResult:
+    _check_numbers(request)
+    ports = parse_ports(request.ports) if request.ports else default_ports()
+    targets = build_targets(
+        request.targets, request.input_lists, request.excludes, request.exclude_files
+    )
+    if targets.size > LARGE_SCAN and not request.allow_large:
+        raise TargetError(
+            f"{targets.size} addresses to scan; more than {LARGE_SCAN} needs --allow-large"
+        )
+    if request.output is not None and request.output.exists() and not request.output.is_dir():
+        raise TargetError(f"--output {str(request.output)!r} is not a directory")
+    _configure_logging(request.log_file)
+    limits = Limits(
+        concurrency=request.concurrency,
+        per_host=request.per_host,
+        rate=request.rate,
+        timeout=request.timeout,
+        retries=request.retries,
+        byte_budget=request.byte_budget,
+        probe_time=request.probe_time,
+    )
+    dicom_options = dicom.DicomOptions(
+        called_ae=request.called_ae,
+        calling_ae=request.calling_ae,
+        guess_aet=request.guess_aet,
+        extra_ae_titles=_ae_titles(request.aet_file),
+        max_matches=request.max_matches,
+    )
+    started = datetime.now(UTC)
+    scan_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    info = ScanInfo(
+        id=scan_id,
+        start=started,
+        version=__version__,
+        options=ScanOptions(
+            ports=ports,
+            concurrency=limits.concurrency,
+            per_host=limits.per_host,
+            rate=limits.rate,
+            timeout=limits.timeout,
+            retries=limits.retries,
+            max_matches=dicom_options.max_matches,
+            calling_ae=dicom_options.calling_ae,
+            called_ae=dicom_options.called_ae,
+            guess_aet=dicom_options.guess_aet,
+            aet_file=str(request.aet_file) if request.aet_file else None,
+            byte_budget=limits.byte_budget,
+        ),
+        targets=TargetSummary(
+            specs=targets.specs[:1000],
+            excludes=targets.exclude_specs[:1000],
+            addresses=targets.size,
+            ports=ports,
+        ),
+    )
+    log.info("scan %s: %d addresses, %d ports", scan_id, targets.size, len(ports))
+    config = ScanConfig(ports=ports, limits=limits, dicom=dicom_options)
+    mode = request.progress
+    if mode == "auto":
+        mode = "rich" if console.is_terminal else "json"
+    outcome = _run_with_progress(config, targets, console, mode)
+
+    info.end = datetime.now(UTC)
+    info.complete = outcome.complete
+    info.addresses_done = outcome.progress.done
+    services = sorted(outcome.services, key=lambda s: (_sort_key(s.host), s.port))
+    result = ScanResult(scan=info, services=services, findings=_sorted(outcome.findings))
+    if request.output is not None:
+        path = write_scan_json(result, request.output)
+        console.print(f"scan.json written to {path}", markup=False)
+    if request.store:
+        store = Store(request.db)
+        store.save(result)
+        store.close()
+        log.info("scan %s stored in %s", scan_id, store.path)
+    _summary(result, console)
+    return result
+
+
+def _sort_key(host: str) -> tuple[int, str]:
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host)
+        return (address.version, f"{int(address):040d}")
+    except ValueError:
+        return (9, host)
+
+
+def _sorted(findings: list) -> list:
+    return sorted(findings, key=lambda f: (-f.severity.rank, _sort_key(f.host), f.port, f.check_id))
+
+
+def _run_with_progress(config: ScanConfig, targets, console: Console, mode: str):  # noqa: ANN001
+    if mode == "rich":
+        with Progress(
+            TextColumn("[bold]scanning"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} addresses"),
+            TextColumn("{task.fields[open]} open, {task.fields[exposed]} exposed"),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("scan", total=targets.size, open=0, exposed=0, rate=0.0)
+            scanner: Scanner
+
+            def listener(event: str, data: object) -> None:
+                p = scanner.progress
+                bar.update(task, completed=p.done, open=p.open_services,
+                           exposed=p.exposures, rate=p.rate)
+                if event == "service":
+                    _log_service(data)  # type: ignore[arg-type]
+
+            scanner = Scanner(config, listener)
+            return _drive(scanner, targets)
+
+    last = [0.0]
+
+    def json_listener(event: str, data: object) -> None:
+        p = scanner_j.progress
+        if event == "service":
+            service: Service = data  # type: ignore[assignment]
+            _log_service(service)
+            if mode == "json":
+                _emit({"event": "service", "host": service.host, "port": service.port,
+                       "protocol": service.protocol, "status": service.status.value})
+        now = time.monotonic()
+        if mode == "json" and (now - last[0] >= 1.0 or p.done == p.total):
+            last[0] = now
+            _emit({"event": "progress", "done": p.done, "total": p.total,
+                   "open": p.open_services, "exposed": p.exposures, "rate": round(p.rate, 1)})
+
+    scanner_j = Scanner(config, json_listener)
+    return _drive(scanner_j, targets)
+
+
+def _emit(record: dict) -> None:
+    sys.stderr.write(json.dumps(record) + "\n")
+    sys.stderr.flush()
+
+
+def _log_service(service: Service) -> None:
+    log.debug("service %s:%d %s %s", service.host, service.port, service.protocol,
+              service.status.value)
+
+
+def _drive(scanner: Scanner, targets):  # noqa: ANN001
+    loop_factory = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        try:
+            return runner.run(scanner.run(targets))
+        except KeyboardInterrupt:  # pragma: no cover - the scanner keeps what is done
+            return runner.run(_finish(scanner))
+
+
+async def _finish(scanner: Scanner):  # noqa: ANN201
+    from .scanner import ScanOutcome
+
+    return ScanOutcome(scanner.services, scanner.findings, scanner.progress, complete=False)
+
+
+def _summary(result: ScanResult, console: Console) -> None:
+    exposed = [f for f in result.findings if f.exposure is not None]
+    studies = sum(f.exposure.studies for f in exposed if f.exposure)
+    instances = sum(f.exposure.instances for f in exposed if f.exposure)
+    by_severity: dict[str, int] = {}
+    for finding in result.findings:
+        by_severity[finding.severity.value] = by_severity.get(finding.severity.value, 0) + 1
+    counts = ", ".join(f"{n} {s}" for s, n in by_severity.items()) or "none"
+    state = "complete" if result.scan.complete else "interrupted (partial results kept)"
+    console.print(
+        f"scan {result.scan.id} {state}: {len(result.services)} open services, "
+        f"findings: {counts}; {len(exposed)} exposures, {studies} studies, "
+        f"{instances} instances",
+        markup=False,
+    )
