@@ -14,6 +14,7 @@ import errno
 import socket
 import ssl
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -105,7 +106,9 @@ def _insecure_tls_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():  # old TLS versions are observed, never preferred
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
     try:
         context.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:
