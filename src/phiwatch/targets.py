@@ -176,6 +176,13 @@ class TargetSet:
         )
 
 
+def _is_file(spec: str) -> bool:
+    try:
+        return len(spec) <= 4096 and Path(spec).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def build_targets(
     specs: Iterable[str],
     list_files: Iterable[str] = (),
@@ -185,7 +192,7 @@ def build_targets(
     """Parse every target and exclude; excludes always win."""
     all_specs: list[str] = []
     for spec in specs:
-        if Path(spec).is_file():
+        if _is_file(spec):
             all_specs.extend(read_list_file(spec))
         else:
             all_specs.append(spec)
