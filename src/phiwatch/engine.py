@@ -116,6 +116,22 @@ def _insecure_tls_context() -> ssl.SSLContext:
     return context
 
 
+class _Connecting(asyncio.Protocol):
+    """Holds a fresh connection until a stream takes it over; keeps bytes that come early."""
+
+    def __init__(self) -> None:
+        self.early = bytearray()
+        self.eof = False
+
+    def data_received(self, data: bytes) -> None:
+        if len(self.early) < 65536:
+            self.early += data[: 65536 - len(self.early)]
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
+
+
 class Channel:
     """One TCP (or TLS) connection with deadlines and a byte budget."""
 
@@ -243,14 +259,7 @@ class Engine:
             await self.rate.wait()
             self.connections_opened += 1
             try:
-                async with asyncio.timeout(timeout):
-                    reader, writer = await asyncio.open_connection(
-                        host,
-                        port,
-                        limit=65536,
-                        ssl=self.tls_context if tls else None,
-                        ssl_handshake_timeout=timeout if tls else None,
-                    )
+                transport, connecting = await self._tcp_connect(host, port, tls, timeout)
             except TimeoutError as exc:
                 if attempt + 1 < attempts and not tls:
                     continue
@@ -261,15 +270,49 @@ class Engine:
                 if tls and isinstance(exc, ConnectionError) and exc.errno not in _REFUSED:
                     raise ProbeFailure(ProbeStatus.TLS_ERROR, "peer closed during TLS handshake") from exc
                 raise _connect_failure(exc) from exc
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
+            return self._channel(transport, connecting, host, port)
+
+    async def _tcp_connect(
+        self, host: str, port: int, tls: bool, timeout: float
+    ) -> tuple[asyncio.BaseTransport, _Connecting]:
+        """Connect with a bare protocol: refused and silent ports cost no stream objects."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            transport, protocol = await loop.create_connection(
+                _Connecting,
+                host,
+                port,
+                ssl=self.tls_context if tls else None,
+                server_hostname="" if tls else None,
+                ssl_handshake_timeout=timeout if tls else None,
+            )
+        return transport, protocol
+
+    def _channel(
+        self, transport: asyncio.BaseTransport, connecting: _Connecting, host: str, port: int
+    ) -> Channel:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=65536, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if connecting.early:
+            reader.feed_data(bytes(connecting.early))
+        if connecting.eof:
+            reader.feed_eof()
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            channel = Channel(self, host, port, reader, writer, self.limits.byte_budget)
-            ssl_object = writer.get_extra_info("ssl_object")
-            if ssl_object is not None:
-                channel.tls = tls_facts(ssl_object)
-            return channel
-        raise ProbeFailure(ProbeStatus.TIMEOUT, "no answer to connect")  # pragma: no cover
+            except OSError:
+                pass
+        channel = Channel(self, host, port, reader, writer, self.limits.byte_budget)
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            channel.tls = tls_facts(ssl_object)
+        return channel
+
 
     def _release(self, host: str) -> None:
         self.hosts.release(host)
