@@ -123,6 +123,23 @@ def schema() -> None:
 
 
 @app.command()
+def scans(
+    db: Annotated[Path | None, typer.Option(help="SQLite store (default: "
+        "$XDG_DATA_HOME/phiwatch/phiwatch.db)")] = None,
+) -> None:
+    """List stored scans."""
+    from .store import Store
+
+    store = Store(db)
+    for row in store.scans():
+        summary = row.scan.get("targets", {})
+        state = "complete" if row.complete else "partial"
+        print(f"{row.id}  {row.started:%Y-%m-%d %H:%M}  {state:<8}  "
+              f"{summary.get('addresses', 0)} addresses")
+    store.close()
+
+
+@app.command()
 def version() -> None:
     """Print phiwatch's version."""
     print(__version__)
