@@ -21,8 +21,8 @@ deps:
 
 demo: deps install
 	$(BIN)/phiwatch lab up
-	$(BIN)/phiwatch scan --lab --output $(OUT) --db $(OUT)/phiwatch.db
-	@echo "Report written to $(OUT)/scan.json"
+	$(BIN)/phiwatch scan 127.0.0.1 -p 21100-21107 --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
+	@echo "Report: $(CURDIR)/$(OUT)/scan.json (schema: $(BIN)/phiwatch schema; stop the lab with: make lab-down)"
 
 test: deps install
 	$(BIN)/ruff check src tests bench
