@@ -53,3 +53,35 @@ def test_schema_is_a_valid_json_schema_with_the_contract():
     finding = document["$defs"]["Finding"]["properties"]
     assert {"check_id", "title", "severity", "host", "port", "protocol", "evidence",
             "exposure"} <= set(finding)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
+    import signal
+    import time
+
+    from .parrot import Parrot
+    from .test_hostile_dicom import garbage, silent
+
+    # Given one quick service and one that never answers
+    with Parrot(garbage) as quick, Parrot(silent) as slow:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "phiwatch", "scan", "127.0.0.1", "-p",
+             f"{quick.port},{slow.port}", "-o", str(tmp_path), "--no-db", "--progress", "json",
+             "--timeout", "5"],
+            stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 20
+        assert process.stderr is not None
+        for line in process.stderr:  # wait until the quick service is recorded
+            if '"event": "service"' in line or time.monotonic() > deadline:
+                break
+        # When the user presses Ctrl-C
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    # Then the scan stops at once, marked partial, with the finished service kept
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    document = json.loads((tmp_path / "scan.json").read_text())
+    assert document["scan"]["complete"] is False
+    assert [s["port"] for s in document["services"]] == [quick.port]
