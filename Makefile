@@ -26,6 +26,7 @@ demo: deps install
 
 test: deps install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src/phiwatch
 	$(BIN)/python -m pytest -q
 
 lab-up: install

@@ -271,6 +271,7 @@ class Engine:
                     raise ProbeFailure(ProbeStatus.TLS_ERROR, "peer closed during TLS handshake") from exc
                 raise _connect_failure(exc) from exc
             return self._channel(transport, connecting, host, port)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _tcp_connect(
         self, host: str, port: int, tls: bool, timeout: float

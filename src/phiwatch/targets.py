@@ -59,7 +59,7 @@ def _parse_range(spec: str) -> Block:
         last_octet = int(end_text)
         if last_octet > 255:
             raise TargetError(f"bad range end in {spec!r}")
-        end = ipaddress.IPv4Address((int(start) & ~0xFF) | last_octet)
+        end: Address = ipaddress.IPv4Address((int(start) & ~0xFF) | last_octet)
     else:
         end = ipaddress.ip_address(end_text)
     return _block(start, end)
@@ -72,7 +72,7 @@ def _resolve(name: str) -> list[Block]:
         raise TargetError(f"cannot resolve host name {name!r}") from exc
     seen: dict[str, Block] = {}
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         seen.setdefault(str(address), _block(address, address))
     return list(seen.values())
 

@@ -102,8 +102,8 @@ def valid_ae_title(title: str) -> bool:
 def association_request(called_ae: str, calling_ae: str) -> bytes:
     primitive = A_ASSOCIATE()
     primitive.application_context_name = APPLICATION_CONTEXT
-    primitive.calling_ae_title = set_ae(calling_ae, "calling_ae_title", False, False)
-    primitive.called_ae_title = set_ae(called_ae, "called_ae_title", False, False)
+    primitive.calling_ae_title = set_ae(calling_ae, "calling_ae_title", False, False) or ""
+    primitive.called_ae_title = set_ae(called_ae, "called_ae_title", False, False) or ""
     contexts = []
     for index, (_, uid) in enumerate(CONTEXTS):
         context = build_context(uid, [IMPLICIT_LE, EXPLICIT_LE])
@@ -192,9 +192,8 @@ def parse_accept(raw: bytes) -> Accepted:
         elif isinstance(sub, ImplementationClassUIDSubItem) and sub.implementation_class_uid:
             result.implementation_class_uid = sanitize(str(sub.implementation_class_uid), 64)
         elif isinstance(sub, ImplementationVersionNameSubItem):
-            name = sub.implementation_version_name
-            if name:
-                result.implementation_version_name = sanitize(name, 16)
+            if sub.implementation_version_name:
+                result.implementation_version_name = sanitize(sub.implementation_version_name, 16)
     return result
 
 
