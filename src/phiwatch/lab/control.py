@@ -1,0 +1,335 @@
+"""Bring the lab up, take it down, report its status.
+
+State directory layout (all created by ``up``):
+  lab.json                 the manifest (services, ports, expected exposures, canary)
+  pids.json                the processes started, with their start times
+  logs/NAME.log            stdout and stderr of each server
+  orthanc-open/, orthanc-locked/, dcmqrscp/   configurations and storage (wiped at up)
+  orthanc-locked.credentials   user and password of the locked Orthanc (0600)
+  tls/cert.pem, tls/key.pem    the self-signed certificate of pynetdicom-tls
+  .phiwatch-lab            marks the directory as the lab's (up refuses other non-empty ones)
+
+Ports: base + 0 .. base + 7 (see services.PROCESSES); base + 8 is only named in
+dcmqrscp's configuration as its listed peer's move destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import dcmqrscp, orthanc, process, services
+from .canary import canary_bytes
+from .certs import make_self_signed, write_private
+from .datasets import DCMQR_FILES, sample_files
+from .errors import LabError
+from .process import ProcessRecord
+
+DEFAULT_BASE_PORT = 21100
+READY_TIMEOUT = 30.0
+MANIFEST = "lab.json"
+PIDS = "pids.json"
+CREDENTIALS = "orthanc-locked.credentials"
+MARKER = ".phiwatch-lab"
+_DATA_DIRS = ("orthanc-open", "orthanc-locked", "dcmqrscp", "tls")
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/phiwatch/lab, or ~/.local/state/phiwatch/lab."""
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "phiwatch" / "lab"
+
+
+def _resolve(state_dir: Path | None) -> Path:
+    return Path(state_dir) if state_dir is not None else default_state_dir()
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """One up/down at a time per state directory."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(state_dir / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def manifest(state_dir: Path | None = None) -> dict | None:
+    """The manifest of the lab in state_dir, or None when no lab was brought up there."""
+    data = _read_json(_resolve(state_dir) / MANIFEST)
+    return data if isinstance(data, dict) else None
+
+
+def _records(state_dir: Path) -> list[ProcessRecord]:
+    data = _read_json(state_dir / PIDS)
+    if not isinstance(data, list):
+        return []
+    records = []
+    for item in data:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            records.append(ProcessRecord.from_json(item))
+    return records
+
+
+def _save_records(state_dir: Path, records: list[ProcessRecord]) -> None:
+    _write_json(state_dir / PIDS, [r.to_json() for r in records])
+
+
+def _python_env() -> dict[str, str]:
+    """Environment for the lab's Python servers: this interpreter finds this package."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT) -> dict:
+    """Start every lab server (idempotent), load the data, write and return the manifest."""
+    state = _resolve(state_dir)
+    highest = 65535 - services.PORT_COUNT  # base + 8 is dcmqrscp's (unused) move port
+    if not 1024 <= base_port <= highest:
+        raise LabError(f"base port {base_port} is out of range (1024-{highest})")
+    _claim(state)
+    with _locked(state):
+        current = manifest(state)
+        records = _records(state)
+        if current and records and all(process.record_alive(r) for r in records):
+            if current.get("base_port") == base_port:
+                return current
+            raise LabError(
+                f"the lab already runs on base port {current.get('base_port')} in {state}: "
+                "run 'phiwatch lab down' first"
+            )
+        if records:
+            process.stop(records)  # a half-dead lab: clear it before starting again
+        for name in (PIDS, MANIFEST):
+            (state / name).unlink(missing_ok=True)
+        return _start(state, base_port)
+
+
+def _claim(state: Path) -> None:
+    """Mark state as the lab's; refuse a non-empty directory that is not (up wipes parts)."""
+    marker = state / MARKER
+    if marker.exists():
+        return
+    if state.exists() and any(state.iterdir()):
+        raise LabError(f"{state} is not empty and is not a phiwatch lab state directory")
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    marker.write_text("phiwatch lab state directory: 'phiwatch lab down' stops its servers\n")
+
+
+def _check_ports(base: int) -> None:
+    for name, offsets in services.PROCESSES:
+        for offset in offsets:
+            if not process.port_free(base + offset):
+                raise LabError(
+                    f"port {base + offset} (needed by {name}) is already in use: "
+                    "stop what uses it or choose another base port"
+                )
+
+
+def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, str], int]:
+    """Write configurations, credentials, certificate and dcmqrscp's index.
+
+    Returns each process's argv, the locked Orthanc's credentials and the number of
+    studies dcmqrscp holds.
+    """
+    os.chmod(state, 0o700)
+    logs = state / "logs"
+    for name in _DATA_DIRS:
+        shutil.rmtree(state / name, ignore_errors=True)
+    logs.mkdir(exist_ok=True)
+    for name, _ in services.PROCESSES:
+        (logs / f"{name}.log").unlink(missing_ok=True)
+
+    password = secrets.token_urlsafe(32)
+    auth = (orthanc.LOCKED_USER, password)
+    write_private(
+        state / CREDENTIALS,
+        json.dumps({"username": auth[0], "password": auth[1]}).encode(),
+    )
+    argv: dict[str, list[str]] = {}
+    for name, locked, aet, offset in (
+        ("orthanc-open", False, orthanc.OPEN_AET, 0),
+        ("orthanc-locked", True, orthanc.LOCKED_AET, 2),
+    ):
+        storage = state / name / "storage"
+        storage.mkdir(parents=True)
+        config = orthanc.render_config(
+            name=f"PHIWATCH-LAB-{name.upper()}",
+            aet=aet,
+            dicom_port=base + offset,
+            http_port=base + offset + 1,
+            storage=storage,
+            locked=locked,
+            password=password if locked else None,
+        )
+        config_path = state / name / "orthanc.json"
+        orthanc.write_config(config_path, config)
+        argv[name] = orthanc.command(config_path)
+
+    qr_dir = state / "dcmqrscp"
+    qr_storage = qr_dir / dcmqrscp.CALLED_AE
+    qr_studies = dcmqrscp.prepare_storage(
+        qr_storage, sample_files(DCMQR_FILES), {"phiwatch-canary.dcm": canary_bytes()}
+    )
+    qr_config = qr_dir / "dcmqrscp.cfg"
+    # LABVIEWER's move-destination port: base + 8, reserved, nothing listens there.
+    move_port = base + services.PORT_COUNT
+    qr_config.write_text(dcmqrscp.render_config(base + 4, qr_storage, move_port))
+    argv["dcmqrscp"] = dcmqrscp.command(qr_config, base + 4)
+
+    tls_dir = state / "tls"
+    tls_dir.mkdir(mode=0o700)
+    cert, key = tls_dir / "cert.pem", tls_dir / "key.pem"
+    make_self_signed(cert, key)
+    py = [sys.executable, "-m"]
+    argv["pynetdicom-any"] = [*py, "phiwatch.lab.anyscp", "--port", str(base + 5)]
+    argv["pynetdicom-tls"] = [
+        *py, "phiwatch.lab.anyscp", "--port", str(base + 6),
+        "--tls-cert", str(cert), "--tls-key", str(key),
+    ]  # fmt: skip
+    argv["tarpit"] = [*py, "phiwatch.lab.tarpit", "--port", str(base + 7)]
+    return argv, auth, qr_studies
+
+
+def _start(state: Path, base: int) -> dict:
+    orthanc.orthanc_binary()
+    dcmqrscp.check_installed()
+    _check_ports(base)
+    argv, auth, qr_studies = _prepare(state, base)
+    env = _python_env()
+    records: list[ProcessRecord] = []
+    try:
+        for name, offsets in services.PROCESSES:
+            record = process.spawn(
+                name,
+                argv[name],
+                state / "logs" / f"{name}.log",
+                [base + o for o in offsets],
+                cwd=state,
+                env=env if argv[name][0] == sys.executable else None,
+            )
+            records.append(record)
+            _save_records(state, records)
+        _wait_ready(records, base)
+        data = _load_data(base, auth)
+        data["dcmqrscp"] = {"studies": qr_studies}
+        lab = {
+            "base_port": base,
+            "host": services.HOST,
+            "state_dir": str(state),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "services": services.build_services(base, data, str(state / CREDENTIALS)),
+            "canary": services.build_canary(
+                ["orthanc-open", "orthanc-locked", "dcmqrscp", "pynetdicom-any", "pynetdicom-tls"]
+            ),
+            "data": data,
+        }
+        _write_json(state / MANIFEST, lab)
+        return lab
+    except BaseException:
+        process.stop(records)
+        (state / PIDS).unlink(missing_ok=True)
+        raise
+
+
+def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(records)
+    http_ports = {base + 1, base + 3}
+    while pending:
+        for record in list(pending):
+            if not process.record_alive(record):
+                raise LabError(f"{record.name} exited during start-up: {process.log_tail(record.log)}")
+            ready = all(process.port_accepting(p, timeout=0.3) for p in record.ports) and all(
+                orthanc.http_ready(p) for p in record.ports if p in http_ports
+            )
+            if ready:
+                pending.remove(record)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            record = pending[0]
+            raise LabError(f"{record.name} was not ready within {timeout:.0f} s: {process.log_tail(record.log)}")
+        time.sleep(0.1)
+
+
+def _load_data(base: int, auth: tuple[str, str]) -> dict[str, dict[str, int]]:
+    payloads = [path.read_bytes() for path in sample_files()] + [canary_bytes()]
+    data: dict[str, dict[str, int]] = {}
+    for name, http_port, credentials in (
+        ("orthanc-open", base + 1, None),
+        ("orthanc-locked", base + 3, auth),
+    ):
+        stored = orthanc.load_instances(http_port, payloads, credentials)
+        if stored == 0:
+            raise LabError(f"{name} refused every test instance: see its log")
+        data[name] = {
+            "instances": stored,
+            "studies": orthanc.study_count(http_port, credentials),
+        }
+    return data
+
+
+def down(state_dir: Path | None = None) -> int:
+    """Stop every lab process (SIGTERM, SIGKILL after 15 s); the number stopped."""
+    state = _resolve(state_dir)
+    if not state.exists():
+        return 0
+    with _locked(state):
+        stopped = process.stop(_records(state))
+        for name in (PIDS, MANIFEST):
+            (state / name).unlink(missing_ok=True)
+        return stopped
+
+
+def status(state_dir: Path | None = None) -> list[dict]:
+    """Per service: name, port, protocol, process, pid, running (pid alive, port accepting)."""
+    state = _resolve(state_dir)
+    lab = manifest(state)
+    if lab is None:
+        return []
+    by_name = {r.name: r for r in _records(state)}
+    rows = []
+    for service in lab.get("services", []):
+        record = by_name.get(service.get("process", service["name"]))
+        alive = record is not None and process.record_alive(record)
+        rows.append(
+            {
+                "name": service["name"],
+                "port": service["port"],
+                "protocol": service.get("protocol"),
+                "process": service.get("process"),
+                "pid": record.pid if record else None,
+                "running": bool(alive and process.port_accepting(service["port"])),
+            }
+        )
+    return rows

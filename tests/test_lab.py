@@ -1,0 +1,645 @@
+"""The built-in lab: every documented exposure, checked with plain pynetdicom clients.
+
+These tests use pynetdicom, httpx and sockets directly, never the phiwatch scanner, so
+they pin down what the lab *is*; the scanner's tests then check what phiwatch *finds*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pynetdicom import AE, StoragePresentationContexts
+from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    ImplementationClassUIDNotification,
+    MaximumLengthNotification,
+)
+from pynetdicom.presentation import build_context
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    ModalityWorklistInformationFind,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from phiwatch import lab as lab_control
+from phiwatch.lab import dcmqrscp as dcmqrscp_module
+from phiwatch.lab import orthanc as orthanc_module
+from phiwatch.lab.canary import (
+    CANARY_PATIENT_ID,
+    CANARY_PATIENT_NAME,
+    CANARY_STRINGS,
+    CANARY_STUDY_UID,
+    build_canary_dataset,
+)
+from phiwatch.lab.tarpit import Tarpit
+
+pytestmark = pytest.mark.lab
+
+HOST = "127.0.0.1"
+StudyFind = StudyRootQueryRetrieveInformationModelFind
+
+
+def service(manifest: dict, name: str) -> dict:
+    return next(s for s in manifest["services"] if s["name"] == name)
+
+
+def associate(
+    port: int,
+    called: str,
+    calling: str = "PHIWATCH",
+    contexts: tuple[str, ...] = (Verification, StudyFind),
+    tls: ssl.SSLContext | None = None,
+) -> Association:
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae.associate(HOST, port, ae_title=called, tls_args=(tls, None) if tls else None)
+
+
+def association_request(called: str, calling: str = "PHIWATCH") -> bytes:
+    """An A-ASSOCIATE-RQ PDU proposing Verification, encoded by pynetdicom."""
+    primitive = A_ASSOCIATE()
+    primitive.application_context_name = "1.2.840.10008.3.1.1.1"
+    primitive.calling_ae_title = calling
+    primitive.called_ae_title = called
+    max_length = MaximumLengthNotification()
+    max_length.maximum_length_received = 16382
+    implementation = ImplementationClassUIDNotification()
+    implementation.implementation_class_uid = "1.2.826.0.1.3680043.9.3811.3.0.4"
+    primitive.user_information = [max_length, implementation]
+    context = build_context(Verification)
+    context.context_id = 1
+    primitive.presentation_context_definition_list = [context]
+    pdu = A_ASSOCIATE_RQ()
+    pdu.from_primitive(primitive)
+    return pdu.encode()
+
+
+def reject_of(port: int, called: str, calling: str = "PHIWATCH") -> tuple[int, int, int]:
+    """(result, source, reason) of the A-ASSOCIATE-RJ a server answers with.
+
+    Read straight off the socket: pynetdicom's requestor reports about half of
+    dcmqrscp's rejects as aborts, because dcmqrscp closes the connection right
+    after sending A-ASSOCIATE-RJ (Orthanc keeps it open until we close it).
+    """
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        sock.sendall(association_request(called, calling))
+        header = _read_exactly(sock, 6)
+        assert header[0] == 0x03, f"expected A-ASSOCIATE-RJ (type 3), got PDU type {header[0]}"
+        body = _read_exactly(sock, int.from_bytes(header[2:6], "big"))
+    reject = A_ASSOCIATE_RJ()
+    reject.decode(header + body)
+    return reject.result, reject.source, reject.reason_diagnostic
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed before a whole PDU arrived"
+        data += chunk
+    return data
+
+
+def study_query() -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    for keyword in ("StudyInstanceUID", "StudyDate", "PatientName", "PatientID"):
+        setattr(query, keyword, "")
+    return query
+
+
+def find(assoc: Association, model: str = StudyFind, query: Dataset | None = None):
+    """All C-FIND answers: (list of status values, list of identifiers)."""
+    statuses, identifiers = [], []
+    for status, identifier in assoc.send_c_find(query or study_query(), model):
+        statuses.append(status.Status if "Status" in status else None)
+        if identifier is not None:
+            identifiers.append(identifier)
+    return statuses, identifiers
+
+
+def unverified_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# --- the manifest ------------------------------------------------------------------
+
+
+def test_manifest_lists_eight_services_on_consecutive_loopback_ports(lab, lab_state_dir):
+    # Given the lab is up on base port 31100
+    # When its manifest is read back
+    on_disk = lab_control.manifest(lab_state_dir)
+    # Then it is the one up() returned, with eight services on 31100-31107
+    assert on_disk == lab
+    assert lab["host"] == HOST and lab["base_port"] == 31100
+    names = [s["name"] for s in lab["services"]]
+    assert names == [
+        "orthanc-open",
+        "orthanc-open-http",
+        "orthanc-locked",
+        "orthanc-locked-http",
+        "dcmqrscp",
+        "pynetdicom-any",
+        "pynetdicom-tls",
+        "tarpit",
+    ]
+    assert [s["port"] for s in lab["services"]] == list(range(31100, 31108))
+    for entry in lab["services"]:
+        assert entry["protocol"] in ("dicom", "http")
+        assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
+    assert [s["name"] for s in lab["services"] if s["tls"]] == ["pynetdicom-tls"]
+    assert lab["canary"]["strings"] == CANARY_STRINGS
+
+
+def test_locked_password_is_private_and_never_in_the_manifest(lab, lab_state_dir):
+    # Given the credentials file of the locked Orthanc
+    path = Path(service(lab, "orthanc-locked-http")["expected"]["credentials_file"])
+    credentials = json.loads(path.read_text())
+    # Then only its owner can read it, the password is strong, and the manifest lacks it
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(credentials["password"]) >= 32
+    assert credentials["password"] not in json.dumps(lab)
+    config = lab_state_dir / "orthanc-locked" / "orthanc.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+# --- orthanc-open ------------------------------------------------------------------
+
+
+def test_orthanc_open_accepts_any_called_ae_and_exposes_studies(lab):
+    # Given the open Orthanc, called with a title that is not its own
+    entry = service(lab, "orthanc-open")
+    assoc = associate(entry["port"], "ANY-SCP")
+    try:
+        # When we echo and ask for every study
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0x0000
+        statuses, studies = find(assoc)
+    finally:
+        assoc.release()
+    # Then the studies come back, the canary among them
+    assert statuses[-1] == 0x0000
+    assert len(studies) >= 2
+    assert len(studies) == entry["expected"]["studies"]
+    assert CANARY_STUDY_UID in {str(s.StudyInstanceUID) for s in studies}
+
+
+def test_orthanc_open_http_answers_without_authentication(lab):
+    # Given the open Orthanc's REST port
+    port = service(lab, "orthanc-open-http")["port"]
+    # When we ask for /system and, through DICOMweb, for the studies
+    system = httpx.get(f"http://{HOST}:{port}/system", timeout=5)
+    # Then it answers 200 and identifies itself
+    assert system.status_code == 200
+    assert system.json()["Version"] == "1.10.1"
+    assert system.json()["DicomAet"] == "ORTHANC"
+    if service(lab, "orthanc-open-http")["expected"]["dicomweb"]:
+        studies = httpx.get(f"http://{HOST}:{port}/dicom-web/studies", timeout=5)
+        assert studies.status_code == 200 and len(studies.json()) >= 2
+
+
+def test_orthanc_open_accepts_a_store_from_anyone(lab):
+    # Given the open Orthanc (DicomAlwaysAllowStore), When we store an instance it has
+    entry = service(lab, "orthanc-open")
+    assert entry["expected"]["store"] == "success"
+    assoc = associate(entry["port"], "ANY-SCP", contexts=(CTImageStorage,))
+    try:
+        answer = assoc.send_c_store(dcmread(get_testdata_file("CT_small.dcm", download=False)))
+    finally:
+        assoc.release()
+    # Then it answers Success (the instance was already there: nothing changes)
+    assert answer.Status == 0x0000
+
+
+# --- orthanc-locked ----------------------------------------------------------------
+
+
+def test_orthanc_locked_rejects_an_unknown_called_ae_with_reason_7(lab):
+    # Given the locked Orthanc, which checks the called AE title
+    # When we call it ANY-SCP
+    # Then it rejects: permanent (1), by the service user (1), called AE not recognised (7)
+    assert reject_of(service(lab, "orthanc-locked")["port"], "ANY-SCP") == (1, 1, 7)
+
+
+def test_orthanc_locked_with_its_called_ae_accepts_but_aborts_find_and_store(lab):
+    entry = service(lab, "orthanc-locked")
+    assert entry["called_ae"] == "LOCKEDPACS"
+    # Given an association with the right called AE from an unknown calling AE
+    assoc = associate(entry["port"], "LOCKEDPACS")
+    assert assoc.is_established
+    # When we echo, then ask for the studies
+    assert assoc.send_c_echo().Status == 0x0000
+    statuses, studies = find(assoc)
+    # Then the echo succeeds but the C-FIND gets no status at all: an A-ABORT
+    assert studies == [] and statuses == [None]
+    assoc.abort()
+    # And a C-STORE is aborted the same way
+    assoc = associate(entry["port"], "LOCKEDPACS", contexts=(CTImageStorage,))
+    assert assoc.is_established
+    answer = assoc.send_c_store(dcmread(get_testdata_file("CT_small.dcm", download=False)))
+    assert "Status" not in answer
+    assoc.abort()
+
+
+def test_orthanc_locked_http_requires_the_generated_password(lab):
+    entry = service(lab, "orthanc-locked-http")
+    url = f"http://{HOST}:{entry['port']}"
+    # Given no credentials, the REST API answers 401 with Orthanc's realm
+    anonymous = httpx.get(f"{url}/system", timeout=5)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Basic realm="Orthanc Secure Area"'
+    # When we use the lab's credentials, Then the data is there (present, not exposed)
+    credentials = json.loads(Path(entry["expected"]["credentials_file"]).read_text())
+    auth = (credentials["username"], credentials["password"])
+    statistics = httpx.get(f"{url}/statistics", auth=auth, timeout=5)
+    assert statistics.status_code == 200
+    assert statistics.json()["CountStudies"] >= 2
+    assert statistics.json()["CountStudies"] == lab["data"]["orthanc-locked"]["studies"]
+
+
+# --- dcmqrscp ----------------------------------------------------------------------
+
+
+def test_dcmqrscp_rejects_an_unknown_called_ae_with_reason_7(lab):
+    # Given dcmqrscp, When called ANY-SCP, Then rejected (permanent, service user, 7)
+    assert reject_of(service(lab, "dcmqrscp")["port"], "ANY-SCP") == (1, 1, 7)
+
+
+def test_dcmqrscp_rejects_an_unlisted_calling_ae_with_reason_7_too(lab):
+    # Given dcmqrscp's own AE title DCMQR but a calling AE outside its peer list
+    port = service(lab, "dcmqrscp")["port"]
+    # Then it rejects with reason 7 as well (dcmtk never sends 3, calling AE unknown)
+    assert reject_of(port, "DCMQR", calling="PHIWATCH") == (1, 1, 7)
+
+
+def test_dcmqrscp_accepts_its_listed_peer_and_exposes_studies(lab):
+    entry = service(lab, "dcmqrscp")
+    allowed = entry["expected"]["with_allowed_calling_ae"]
+    # Given the listed peer LABVIEWER calling DCMQR
+    assoc = associate(entry["port"], "DCMQR", calling=allowed["calling_ae"])
+    try:
+        assert assoc.is_established
+        # When it echoes and asks for every study
+        assert assoc.send_c_echo().Status == 0x0000
+        statuses, studies = find(assoc)
+    finally:
+        assoc.release()
+    # Then every indexed study comes back, the canary among them
+    assert statuses[-1] == 0x0000
+    assert len(studies) == allowed["studies"] >= 2
+    assert CANARY_STUDY_UID in {str(s.StudyInstanceUID) for s in studies}
+
+
+@pytest.mark.parametrize("name", ["orthanc-locked", "dcmqrscp"])
+def test_after_a_reject_the_connection_is_closed_or_kept_as_documented(lab, name):
+    entry = service(lab, name)
+    with socket.create_connection((HOST, entry["port"]), timeout=1.0) as sock:
+        # Given a rejected association request
+        sock.sendall(association_request("ANY-SCP"))
+        header = _read_exactly(sock, 6)
+        _read_exactly(sock, int.from_bytes(header[2:6], "big"))
+        # When we wait up to 1 s for more, Then dcmqrscp has closed, Orthanc waits for us
+        try:
+            outcome = "connection-closed" if sock.recv(1) == b"" else "data"
+        except TimeoutError:
+            outcome = "connection-kept-open"
+        except ConnectionResetError:
+            outcome = "connection-closed"
+    assert outcome == entry["expected"]["after_reject"]
+
+
+# --- pynetdicom-any ----------------------------------------------------------------
+
+
+def test_pynetdicom_any_accepts_any_titles_and_returns_the_canary_study(lab):
+    # Given the permissive SCP, called and calling with arbitrary titles
+    assoc = associate(service(lab, "pynetdicom-any")["port"], "WHATEVER", calling="NOBODY")
+    try:
+        assert assoc.is_established
+        query = study_query()
+        for keyword in ("ModalitiesInStudy", "NumberOfStudyRelatedInstances", "InstitutionName"):
+            setattr(query, keyword, "")
+        # When we ask for every study
+        statuses, studies = find(assoc, query=query)
+    finally:
+        assoc.release()
+    # Then five synthetic studies in several years come back, one is the canary
+    assert statuses[-1] == 0x0000 and len(studies) == 5
+    assert len({str(s.StudyDate)[:4] for s in studies}) >= 4
+    canary = [s for s in studies if s.StudyInstanceUID == CANARY_STUDY_UID]
+    assert len(canary) == 1
+    assert str(canary[0].PatientName) == CANARY_PATIENT_NAME
+    assert canary[0].PatientID == CANARY_PATIENT_ID
+
+
+def test_pynetdicom_any_matches_keys_and_serves_patient_root_and_worklist(lab):
+    port = service(lab, "pynetdicom-any")["port"]
+    assoc = associate(
+        port,
+        "ANY-SCP",
+        contexts=(StudyFind, PatientRootQueryRetrieveInformationModelFind, ModalityWorklistInformationFind),
+    )
+    try:
+        # Given a query for one patient ID, Then only the canary study matches
+        query = study_query()
+        query.PatientID = CANARY_PATIENT_ID
+        assert [s.PatientID for s in find(assoc, query=query)[1]] == [CANARY_PATIENT_ID]
+        # Given a PATIENT-level query, Then five patients
+        patients = Dataset()
+        patients.QueryRetrieveLevel = "PATIENT"
+        patients.PatientID = ""
+        assert len(find(assoc, PatientRootQueryRetrieveInformationModelFind, patients)[1]) == 5
+        # Given a worklist query, Then five scheduled items
+        worklist = Dataset()
+        worklist.PatientName = ""
+        worklist.ScheduledProcedureStepSequence = [Dataset()]
+        assert len(find(assoc, ModalityWorklistInformationFind, worklist)[1]) == 5
+    finally:
+        assoc.release()
+
+
+def test_pynetdicom_any_accepts_twenty_proposed_contexts(lab):
+    # Given an association request proposing 20 presentation contexts
+    contexts = (
+        Verification,
+        StudyFind,
+        PatientRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelMove,
+        ModalityWorklistInformationFind,
+        *(c.abstract_syntax for c in StoragePresentationContexts[:14]),
+    )
+    assert len(contexts) == 20
+    assoc = associate(service(lab, "pynetdicom-any")["port"], "ANY-SCP", contexts=contexts)
+    try:
+        # Then the association is accepted with all twenty contexts
+        assert assoc.is_established
+        assert len(assoc.accepted_contexts) == 20
+    finally:
+        assoc.release()
+
+
+def test_pynetdicom_any_honours_c_cancel(lab):
+    assoc = associate(service(lab, "pynetdicom-any")["port"], "ANY-SCP")
+    try:
+        context_id = next(c.context_id for c in assoc.accepted_contexts if c.abstract_syntax == StudyFind)
+        # Given a C-FIND under way, When we send C-CANCEL after the first match
+        statuses = []
+        for status, _ in assoc.send_c_find(study_query(), StudyFind, msg_id=42):
+            statuses.append(status.Status)
+            if len(statuses) == 1:
+                assoc.send_c_cancel(42, context_id)
+    finally:
+        assoc.release()
+    # Then the SCP stops early with status Cancel (0xFE00)
+    assert statuses[-1] == 0xFE00
+    assert len(statuses) < 6
+
+
+def test_pynetdicom_any_keeps_nothing_and_retrieves_nothing(lab):
+    port = service(lab, "pynetdicom-any")["port"]
+    assoc = associate(
+        port,
+        "ANY-SCP",
+        contexts=(
+            CTImageStorage,
+            PatientRootQueryRetrieveInformationModelGet,
+            PatientRootQueryRetrieveInformationModelMove,
+        ),
+    )
+    try:
+        # When we store the canary, Then 0xA700 (out of resources)
+        assert assoc.send_c_store(build_canary_dataset()).Status == 0xA700
+        query = Dataset()
+        query.QueryRetrieveLevel = "PATIENT"
+        query.PatientID = CANARY_PATIENT_ID
+        # When we C-GET or C-MOVE, Then failure statuses and no data
+        gets = list(assoc.send_c_get(query, PatientRootQueryRetrieveInformationModelGet))
+        moves = list(assoc.send_c_move(query, "PHIWATCH", PatientRootQueryRetrieveInformationModelMove))
+    finally:
+        assoc.release()
+    assert [s.Status for s, _ in gets] == [0xA702]
+    assert [s.Status for s, _ in moves] == [0xA801]
+
+
+# --- pynetdicom-tls ----------------------------------------------------------------
+
+
+def test_pynetdicom_tls_needs_tls(lab):
+    port = service(lab, "pynetdicom-tls")["port"]
+    # Given the TLS port, When we associate in plain DICOM, Then no association
+    plain = associate(port, "ANY-SCP")
+    assert not plain.is_established
+    # When we associate over TLS without verifying the certificate, Then it is exposed
+    assoc = associate(port, "ANY-SCP", tls=unverified_tls())
+    try:
+        assert assoc.is_established
+        _, studies = find(assoc)
+    finally:
+        assoc.release()
+    assert CANARY_STUDY_UID in {str(s.StudyInstanceUID) for s in studies}
+
+
+def test_pynetdicom_tls_resets_a_plain_association_request(lab):
+    port = service(lab, "pynetdicom-tls")["port"]
+    assert service(lab, "pynetdicom-tls")["expected"]["plain"] == "reset"
+    with socket.create_connection((HOST, port), timeout=3) as sock:
+        # Given the first bytes of an A-ASSOCIATE-RQ (PDU type 1) instead of a ClientHello
+        sock.sendall(b"\x01\x00\x00\x00\x00\x44" + b"\x00\x01" + b"\x00" * 66)
+        # Then the server never answers with DICOM: it resets the connection
+        with pytest.raises(ConnectionResetError):
+            sock.recv(64)
+
+
+def test_pynetdicom_tls_presents_a_self_signed_30_day_certificate(lab):
+    port = service(lab, "pynetdicom-tls")["port"]
+    with socket.create_connection((HOST, port), timeout=3) as raw:
+        with unverified_tls().wrap_socket(raw) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert common_name == "phiwatch-lab"
+    assert cert.issuer == cert.subject
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert 29 <= lifetime.days <= 31
+    assert cert.not_valid_before_utc <= datetime.now(UTC) <= cert.not_valid_after_utc
+
+
+# --- tarpit ------------------------------------------------------------------------
+
+
+def test_tarpit_accepts_and_sends_nothing(lab):
+    entry = service(lab, "tarpit")
+    assert entry["expected"]["status"] == "timeout"
+    with socket.create_connection((HOST, entry["port"]), timeout=1.0) as sock:
+        # Given a connection on which we send an association request's first bytes
+        sock.sendall(b"\x01\x00\x00\x00\x00\x44" + b"\x00" * 68)
+        # Then nothing comes back within 1 s, and the connection is still open
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+
+
+def test_tarpit_closes_extras_at_once_and_others_after_the_hold():
+    # Given a tarpit that holds 0.5 s and at most 2 connections
+    async def scenario() -> tuple[bytes, float, float]:
+        pit = Tarpit(hold=0.5, max_connections=2)
+        server = await asyncio.start_server(pit.handle, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        async with server:
+            held = [await asyncio.open_connection(HOST, port) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            started = loop.time()
+            extra_reader, extra_writer = await asyncio.open_connection(HOST, port)
+            # When a third connects, Then it is closed at once without a byte
+            extra = await asyncio.wait_for(extra_reader.read(), timeout=2)
+            extra_delay = loop.time() - started
+            # And the two held ones end (EOF, no data) after about the hold time
+            results = [await asyncio.wait_for(r.read(), timeout=3) for r, _ in held]
+            held_for = loop.time() - started
+            assert results == [b"", b""]
+            for writer in (extra_writer, *(w for _, w in held)):
+                writer.close()
+        return extra, extra_delay, held_for
+
+    extra, extra_delay, held_for = asyncio.run(scenario())
+    assert extra == b"" and extra_delay < 0.3
+    assert 0.25 <= held_for < 2.0
+
+
+# --- lifecycle ---------------------------------------------------------------------
+
+
+def test_status_reports_every_service_running(lab, lab_state_dir):
+    rows = lab_control.status(lab_state_dir)
+    assert [r["name"] for r in rows] == [s["name"] for s in lab["services"]]
+    assert all(r["running"] for r in rows), rows
+    assert all(isinstance(r["port"], int) for r in rows)
+
+
+def test_up_twice_is_idempotent(lab, lab_state_dir):
+    before = {r["name"]: r["pid"] for r in lab_control.status(lab_state_dir)}
+    # When up() runs again with the same ports, Then the same lab is returned as is
+    assert lab_control.up(lab_state_dir, base_port=31100) == lab
+    assert {r["name"]: r["pid"] for r in lab_control.status(lab_state_dir)} == before
+
+
+def test_up_on_other_ports_while_running_is_refused(lab, lab_state_dir):
+    with pytest.raises(lab_control.LabError, match="already runs on base port 31100"):
+        lab_control.up(lab_state_dir, base_port=31500)
+
+
+def test_lab_logs_hold_no_canary_value(lab, lab_state_dir):
+    # Given the servers' logs after every test above queried them
+    for log in (lab_state_dir / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        # Then no planted patient value appears in any of them
+        assert not [s for s in CANARY_STRINGS if s in text], log.name
+
+
+def test_default_state_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert lab_control.default_state_dir() == tmp_path / "phiwatch" / "lab"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert lab_control.default_state_dir() == Path.home() / ".local/state/phiwatch/lab"
+
+
+def test_a_missing_orthanc_names_its_debian_package(monkeypatch, tmp_path):
+    # Given no Orthanc binary anywhere
+    monkeypatch.setattr(orthanc_module, "ORTHANC_CANDIDATES", ())
+    monkeypatch.setattr(orthanc_module.shutil, "which", lambda name: None)
+    # Then up() fails with one line naming the Debian package, and starts nothing
+    with pytest.raises(lab_control.LabError) as caught:
+        lab_control.up(tmp_path, base_port=31400)
+    assert "Debian package 'orthanc'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert lab_control.status(tmp_path) == []
+
+
+def test_a_missing_dcmqrscp_names_its_debian_package(monkeypatch, tmp_path):
+    monkeypatch.setattr(dcmqrscp_module, "DCMQRSCP", tmp_path / "no-such-dcmqrscp")
+    with pytest.raises(lab_control.LabError, match="Debian package 'dcmtk'"):
+        lab_control.up(tmp_path, base_port=31400)
+
+
+def test_a_server_that_dies_at_start_up_stops_the_others(monkeypatch, tmp_path):
+    # Given an "Orthanc" that writes an error and exits at once
+    def broken(config_path: Path) -> list[str]:
+        return ["/bin/sh", "-c", "echo 'E: cannot open the storage area' >&2; exit 3"]
+
+    monkeypatch.setattr(orthanc_module, "command", broken)
+    # When the lab is brought up, Then the error carries the tail of its log
+    with pytest.raises(lab_control.LabError, match="exited during start-up.*storage area"):
+        lab_control.up(tmp_path, base_port=31400)
+    # And nothing it started is left running or listening
+    assert not (tmp_path / "pids.json").exists()
+    for port in range(31400, 31408):
+        with socket.socket() as probe:
+            assert probe.connect_ex((HOST, port)) != 0, port
+
+
+def test_up_refuses_a_foreign_non_empty_directory(tmp_path):
+    # Given a directory that holds someone else's files
+    (tmp_path / "notes.txt").write_text("keep me")
+    # Then up() refuses to use it (it would wipe its data folders), and touches nothing
+    with pytest.raises(lab_control.LabError, match="not a phiwatch lab state directory"):
+        lab_control.up(tmp_path, base_port=31400)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_up_with_a_port_taken_fails_cleanly(tmp_path):
+    # Given something already listening on the tarpit's port of a lab at 31300
+    with socket.socket() as squatter:
+        squatter.bind((HOST, 31307))
+        squatter.listen()
+        # When the lab is brought up, Then one clear error, and nothing left running
+        with pytest.raises(lab_control.LabError, match="port 31307"):
+            lab_control.up(tmp_path, base_port=31300)
+    assert lab_control.manifest(tmp_path) is None
+    assert lab_control.status(tmp_path) == []
+    assert lab_control.down(tmp_path) == 0
+
+
+def test_down_stops_every_process_and_frees_the_ports(tmp_path):
+    # Given a second, separate lab at 31200
+    manifest = lab_control.up(tmp_path, base_port=31200)
+    pids = {r["pid"] for r in lab_control.status(tmp_path)}
+    assert len(pids) == 6
+    # When it is brought down
+    assert lab_control.down(tmp_path) == 6
+    # Then none of its processes remain, every port is free and down() is a no-op
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for entry in manifest["services"]:
+        with socket.socket() as probe:
+            assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]
+    assert lab_control.status(tmp_path) == []
+    assert lab_control.down(tmp_path) == 0
