@@ -49,6 +49,7 @@ def findings(lab_scan, name: str) -> dict[str, dict]:
 
 def test_scan_json_is_valid_against_the_published_schema(lab_scan):
     schema = json.loads(phiwatch("schema").stdout)
+    assert json.loads((lab_scan["out"] / "scan.schema.json").read_text()) == schema
     jsonschema.validate(lab_scan["json"], schema)
     ScanResult.model_validate(lab_scan["json"])
     assert lab_scan["json"]["scan"]["complete"] is True

@@ -20,7 +20,7 @@ from .engine import Limits
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
 from .probes import dicom
 from .probes.dicom_ul import valid_ae_title
-from .reports.json_report import write_scan_json
+from .reports.json_report import write_scan_json, write_schema
 from .scanner import ScanConfig, Scanner
 from .store import Store
 from .targets import LARGE_SCAN, TargetError, build_targets, parse_ports, read_list_file
@@ -171,6 +171,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     result = ScanResult(scan=info, services=services, findings=_sorted(outcome.findings))
     if request.output is not None:
         path = write_scan_json(result, request.output)
+        write_schema(request.output)
         console.print(f"scan.json written to {path}", markup=False)
     if request.store:
         store = Store(request.db)
