@@ -7,6 +7,7 @@ sockets, bounds every length, and turns what the peer says into typed facts.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from pynetdicom import pdu as ul
@@ -99,7 +100,9 @@ def valid_ae_title(title: str) -> bool:
     )
 
 
+@lru_cache(maxsize=64)
 def association_request(called_ae: str, calling_ae: str) -> bytes:
+    """The A-ASSOCIATE-RQ bytes; the same for every host, so built once per AE pair."""
     primitive = A_ASSOCIATE()
     primitive.application_context_name = APPLICATION_CONTEXT
     primitive.calling_ae_title = set_ae(calling_ae, "calling_ae_title", False, False) or ""
