@@ -30,6 +30,12 @@ app.add_typer(lab_app, name="lab")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+StateDir = Annotated[Path | None, typer.Option(help="Where the lab keeps its files")]
+DbPath = Annotated[
+    Path | None, typer.Option(help="SQLite store (default: $XDG_DATA_HOME/phiwatch/phiwatch.db)")
+]
+
+
 class UserError(Exception):
     """A problem with the user's input: one line, exit 2."""
 
@@ -53,8 +59,7 @@ def scan(
     retries: Annotated[int, typer.Option(help="Extra connect attempts after a timeout")] = 1,
     output: Annotated[Path | None, typer.Option("-o", "--output",
         help="Directory for scan.json")] = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite store (default: "
-        "$XDG_DATA_HOME/phiwatch/phiwatch.db)")] = None,
+    db: DbPath = None,
     no_db: Annotated[bool, typer.Option("--no-db", help="Do not store the scan")] = False,
     fail_on: Annotated[Severity | None, typer.Option(
         help="Exit 1 when a finding of this severity or worse is found")] = None,
@@ -124,8 +129,7 @@ def schema() -> None:
 
 @app.command()
 def scans(
-    db: Annotated[Path | None, typer.Option(help="SQLite store (default: "
-        "$XDG_DATA_HOME/phiwatch/phiwatch.db)")] = None,
+    db: DbPath = None,
 ) -> None:
     """List stored scans."""
     from .store import Store
@@ -147,7 +151,7 @@ def version() -> None:
 
 @lab_app.command("up")
 def lab_up(
-    state_dir: Annotated[Path | None, typer.Option(help="Where the lab keeps its files")] = None,
+    state_dir: StateDir = None,
     base_port: Annotated[int | None, typer.Option(help="First of the lab's eight ports")] = None,
 ) -> None:
     """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
@@ -165,7 +169,7 @@ def lab_up(
 
 @lab_app.command("down")
 def lab_down(
-    state_dir: Annotated[Path | None, typer.Option(help="Where the lab keeps its files")] = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Stop the lab's servers."""
     from . import lab
@@ -176,7 +180,7 @@ def lab_down(
 
 @lab_app.command("status")
 def lab_status(
-    state_dir: Annotated[Path | None, typer.Option(help="Where the lab keeps its files")] = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Show which lab servers run."""
     from . import lab

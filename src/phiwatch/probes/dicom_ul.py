@@ -7,8 +7,8 @@ sockets, bounds every length, and turns what the peer says into typed facts.
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pynetdicom import pdu as ul
 from pynetdicom.pdu_items import (
