@@ -71,6 +71,8 @@ def scan(
         help="After a called-AE reject, try a short list of common AE titles (intrusive)")] = False,
     aet_file: Annotated[Path | None, typer.Option(
         help="After a called-AE reject, try these AE titles (one per line)")] = None,
+    try_default_logins: Annotated[bool, typer.Option("--try-default-logins",
+        help="Try a product's well-known default logins, at most 3 per service (intrusive)")] = False,
     byte_budget: Annotated[int, typer.Option(
         help="Bytes one probe may read from one service")] = 8 * 1024 * 1024,
     probe_time: Annotated[float, typer.Option(
@@ -103,6 +105,7 @@ def scan(
         called_ae=called_ae,
         guess_aet=guess_aet,
         aet_file=aet_file,
+        try_default_logins=try_default_logins,
         byte_budget=byte_budget,
         probe_time=probe_time,
         allow_large=allow_large,

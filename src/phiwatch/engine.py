@@ -207,6 +207,23 @@ class Channel:
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             raise ProbeFailure(ProbeStatus.RESET, "connection reset by peer") from exc
 
+    async def start_tls(self) -> None:
+        """Upgrade this connection to TLS in place (for protocols that negotiate it)."""
+        try:
+            await self._writer.start_tls(
+                self.engine.tls_context, ssl_handshake_timeout=self.engine.limits.timeout
+            )
+        except TimeoutError as exc:
+            raise ProbeFailure(ProbeStatus.TIMEOUT, "no TLS handshake in time") from exc
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            raise ProbeFailure(ProbeStatus.TLS_ERROR, "TLS handshake failed") from exc
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.tls = tls_facts(ssl_object)
+
+    def extra(self, name: str) -> object:
+        return self._writer.get_extra_info(name)
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -135,6 +135,49 @@ class DicomFacts(Model):
     error: str | None = None
 
 
+class ProductMatch(Model):
+    product: str
+    version: str | None = None
+    path: str
+    kind: str = Field(description="ui, api, login or auth")
+
+
+class DicomWebExposure(Model):
+    """What bounded QIDO-RS paging (or Orthanc's /statistics) proved. Never PHI values."""
+
+    root: str
+    status_code: int | None = None
+    result: Literal["exposed", "empty", "auth-required", "refused", "error"]
+    access: Literal["none", "blank-login", "default-login"] = "none"
+    studies: int = 0
+    instances: int = 0
+    exact: bool = Field(False, description="Counts from the server's own statistics, not paging")
+    truncated: bool = False
+    phi_attributes: list[str] = []
+    cors_wildcard: bool = False
+    error: str | None = None
+
+
+class HttpFacts(Model):
+    scheme: Literal["http", "https"]
+    status_code: int | None = None
+    server: str | None = None
+    title: str | None = None
+    auth_scheme: str | None = None
+    auth_realm: str | None = None
+    login_form: bool = False
+    products: list[ProductMatch] = []
+    open_paths: list[str] = Field([], description="Product pages or APIs answered 2xx without credentials")
+    blank_login: bool | None = None
+    default_login_user: str | None = Field(None, description="User name of an accepted default login")
+    default_logins_tried: int = 0
+    cors_wildcard_credentials: bool = False
+    dicomweb: list[DicomWebExposure] = []
+    vulnerabilities: list[str] = []
+    requests: int = 0
+    error: str | None = None
+
+
 class Service(Model):
     host: str
     port: int
@@ -145,6 +188,7 @@ class Service(Model):
     tls: TlsFacts | None = None
     banner: str | None = Field(None, description="First bytes a server-first protocol sent, sanitised")
     dicom: DicomFacts | None = None
+    http: HttpFacts | None = None
     elapsed_ms: int = 0
 
 
@@ -193,6 +237,7 @@ class ScanOptions(Model):
     called_ae: str
     guess_aet: bool
     aet_file: str | None = None
+    try_default_logins: bool = False
     byte_budget: int
 
 

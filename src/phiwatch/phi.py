@@ -14,3 +14,36 @@ STUDY_QUERY_PHI: tuple[str, ...] = (
     "AccessionNumber",
     "StudyDate",
 )
+
+# Attributes that identify a patient or encounter, by keyword (PS3.15 Annex E Basic Profile
+# and the fields the published studies counted). Used to name what an answer exposed.
+DICOM_PHI_KEYWORDS: frozenset[str] = frozenset(
+    {
+        *STUDY_QUERY_PHI,
+        "OtherPatientIDs",
+        "OtherPatientNames",
+        "PatientBirthTime",
+        "PatientAge",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "PatientMotherBirthName",
+        "MilitaryRank",
+        "EthnicGroup",
+        "Occupation",
+        "AdditionalPatientHistory",
+        "PatientComments",
+        "PerformingPhysicianName",
+        "NameOfPhysiciansReadingStudy",
+        "OperatorsName",
+        "InstitutionAddress",
+        "StationName",
+        "StudyID",
+        "StudyTime",
+        "IssuerOfPatientID",
+        "PatientWeight",
+        "PatientSize",
+        "MedicalRecordLocator",
+        "RequestingPhysician",
+        "ResponsiblePerson",
+    }
+)

@@ -18,8 +18,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from . import __version__
 from .engine import Limits
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
-from .probes import dicom
+from .probes import dicom, http
 from .probes.dicom_ul import valid_ae_title
+from .probes.identify import ProbeOptions
 from .reports.json_report import write_scan_json, write_schema
 from .scanner import ScanConfig, Scanner
 from .store import Store
@@ -48,6 +49,7 @@ class ScanRequest:
     called_ae: str = "ANY-SCP"
     guess_aet: bool = False
     aet_file: Path | None = None
+    try_default_logins: bool = False
     byte_budget: int = 8 * 1024 * 1024
     probe_time: float = 60.0
     allow_large: bool = False
@@ -56,7 +58,7 @@ class ScanRequest:
 
 
 def default_ports() -> list[int]:
-    return sorted(set(dicom.DEFAULT_PORTS))
+    return sorted(set(dicom.DEFAULT_PORTS) | set(http.DEFAULT_PORTS))
 
 
 def _check_numbers(request: ScanRequest) -> None:
@@ -148,6 +150,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
             called_ae=dicom_options.called_ae,
             guess_aet=dicom_options.guess_aet,
             aet_file=str(request.aet_file) if request.aet_file else None,
+            try_default_logins=request.try_default_logins,
             byte_budget=limits.byte_budget,
         ),
         targets=TargetSummary(
@@ -158,7 +161,13 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
         ),
     )
     log.info("scan %s: %d addresses, %d ports", scan_id, targets.size, len(ports))
-    config = ScanConfig(ports=ports, limits=limits, dicom=dicom_options)
+    probes = ProbeOptions(
+        dicom=dicom_options,
+        http=http.HttpOptions(
+            try_default_logins=request.try_default_logins, max_matches=request.max_matches
+        ),
+    )
+    config = ScanConfig(ports=ports, limits=limits, probes=probes)
     mode = request.progress
     if mode == "auto":
         mode = "rich" if console.is_terminal else "json"

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from .checks import evaluate
 from .engine import Engine, Limits, ProbeFailure
 from .models import Finding, ProbeStatus, Service
-from .probes import dicom
-from .probes.identify import IdentifyOptions, service_on
+from .probes.identify import ProbeOptions, service_on
 from .targets import TargetSet
 
 
@@ -37,8 +36,7 @@ class Progress:
 class ScanConfig:
     ports: list[int]
     limits: Limits = field(default_factory=Limits)
-    dicom: dicom.DicomOptions = field(default_factory=dicom.DicomOptions)
-    identify: IdentifyOptions = field(default_factory=IdentifyOptions)
+    probes: ProbeOptions = field(default_factory=ProbeOptions)
 
 
 @dataclass
@@ -103,9 +101,7 @@ class Scanner:
             return  # refused, filtered or unreachable: not an open service
         try:
             async with asyncio.timeout(self.config.limits.probe_time):
-                service = await service_on(
-                    self.engine, host, port, channel, self.config.dicom, self.config.identify
-                )
+                service = await service_on(self.engine, host, port, channel, self.config.probes)
         except TimeoutError:
             service = Service(host=host, port=port, protocol="unknown",
                               status=ProbeStatus.TIMEOUT, detail="probe time limit reached")

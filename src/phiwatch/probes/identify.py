@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom
+from . import dicom, http
 
 BANNERS: list[tuple[bytes, str]] = [
     (b"@RSYNCD:", "rsync"),
@@ -43,6 +43,13 @@ class IdentifyOptions:
     step_timeout: float = 3.0
 
 
+@dataclass(frozen=True)
+class ProbeOptions:
+    dicom: dicom.DicomOptions = dicom.DicomOptions()
+    http: http.HttpOptions = http.HttpOptions()
+    identify: IdentifyOptions = IdentifyOptions()
+
+
 def classify_banner(data: bytes) -> str:
     for prefix, protocol in BANNERS:
         if data.startswith(prefix):
@@ -51,35 +58,31 @@ def classify_banner(data: bytes) -> str:
 
 
 async def service_on(
-    engine: Engine,
-    host: str,
-    port: int,
-    channel: Channel,
-    dicom_options: dicom.DicomOptions,
-    options: IdentifyOptions,
+    engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
 ) -> Service:
     """Probe one open port; the sweep's connection is handed over and always closed."""
     started = time.monotonic()
-    service = await _identify(engine, host, port, channel, dicom_options, options)
+    service = await _identify(engine, host, port, channel, options)
     await channel.close()
     service.elapsed_ms = int((time.monotonic() - started) * 1000)
     return service
 
 
 async def _identify(
-    engine: Engine,
-    host: str,
-    port: int,
-    channel: Channel,
-    dicom_options: dicom.DicomOptions,
-    options: IdentifyOptions,
+    engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
 ) -> Service:
     if port in dicom.DEFAULT_PORTS:
-        service = await _dicom_service(engine, host, port, dicom_options, channel, "port")
+        service = await _dicom_service(engine, host, port, options.dicom, channel, "port")
         if service.status is not ProbeStatus.PROTOCOL_ERROR:
             return service
         channel = await engine.connect(host, port)  # not DICOM after all: ask its bytes
-    banner = await _banner(channel, options.banner_wait)
+    elif port in http.DEFAULT_PORTS:
+        await channel.close()
+        service = await _http_service(engine, host, port, options.http, port in http.TLS_PORTS, "port")
+        if service.status not in NOT_DICOM | {ProbeStatus.TLS_ERROR}:
+            return service
+        channel = await engine.connect(host, port)  # not HTTP after all: ask its bytes
+    banner = await _banner(channel, options.identify.banner_wait)
     await channel.close()
     if banner is None:
         return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.RESET,
@@ -87,7 +90,7 @@ async def _identify(
     if banner:
         return Service(host=host, port=port, protocol=classify_banner(banner),
                        status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
-    return await _probes_in_turn(engine, host, port, dicom_options, options)
+    return await _probes_in_turn(engine, host, port, options)
 
 
 async def _banner(channel: Channel, wait: float) -> bytes | None:
@@ -99,23 +102,16 @@ async def _banner(channel: Channel, wait: float) -> bytes | None:
     return data or None
 
 
-async def _probes_in_turn(
-    engine: Engine,
-    host: str,
-    port: int,
-    dicom_options: dicom.DicomOptions,
-    options: IdentifyOptions,
-) -> Service:
-    tls_service = await _tls(engine, host, port, dicom_options, options)
+async def _probes_in_turn(engine: Engine, host: str, port: int, options: ProbeOptions) -> Service:
+    tls_service = await _tls(engine, host, port, options)
     if tls_service is not None:
         return tls_service
-    http = await _http(engine, host, port, options, tls=False)
-    if http is not None:
-        return http
-    service = await _dicom_service(engine, host, port, dicom_options, None, "probe")
+    if await _speaks_http(engine, host, port, options.identify, tls=False):
+        return await _http_service(engine, host, port, options.http, False, "probe")
+    service = await _dicom_service(engine, host, port, options.dicom, None, "probe")
     if service.status not in NOT_DICOM:
         return service
-    if await _smb(engine, host, port, options):
+    if await _smb(engine, host, port, options.identify):
         return Service(host=host, port=port, protocol="smb", status=ProbeStatus.OPEN,
                        identified_by="probe")
     return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.TIMEOUT,
@@ -149,24 +145,16 @@ async def _dicom_service(
     )
 
 
-async def _tls(
-    engine: Engine,
-    host: str,
-    port: int,
-    dicom_options: dicom.DicomOptions,
-    options: IdentifyOptions,
-) -> Service | None:
+async def _tls(engine: Engine, host: str, port: int, options: ProbeOptions) -> Service | None:
     try:
-        channel = await engine.connect(host, port, tls=True, timeout=options.step_timeout)
+        channel = await engine.connect(host, port, tls=True, timeout=options.identify.step_timeout)
     except ProbeFailure:
         return None
     tls_facts = channel.tls
     await channel.close()
-    http = await _http(engine, host, port, options, tls=True)
-    if http is not None:
-        http.tls = tls_facts
-        return http
-    service = await _dicom_service(engine, host, port, dicom_options, None, "probe", tls=True)
+    if await _speaks_http(engine, host, port, options.identify, tls=True):
+        return await _http_service(engine, host, port, options.http, True, "probe")
+    service = await _dicom_service(engine, host, port, options.dicom, None, "probe", tls=True)
     if service.status in NOT_DICOM:
         service = Service(host=host, port=port, protocol="tls", status=ProbeStatus.OPEN,
                           identified_by="probe")
@@ -174,25 +162,33 @@ async def _tls(
     return service
 
 
-async def _http(
-    engine: Engine, host: str, port: int, options: IdentifyOptions, tls: bool
-) -> Service | None:
+async def _speaks_http(engine: Engine, host: str, port: int, options: IdentifyOptions, tls: bool) -> bool:
     try:
         async with await engine.connect(host, port, tls=tls, timeout=options.step_timeout) as ch:
             await ch.write(HTTP_REQUEST % host.encode("ascii", "replace"))
             data = await ch.read_some(1024, timeout=options.step_timeout)
     except ProbeFailure:
-        return None
-    if not data.startswith(b"HTTP/"):
-        return None
-    status_line = data.split(b"\r\n", 1)[0]
-    server = b""
-    for line in data.split(b"\r\n")[1:20]:
-        if line.lower().startswith(b"server:"):
-            server = b" " + line
-    return Service(host=host, port=port, protocol="https" if tls else "http",
-                   status=ProbeStatus.OPEN, banner=sanitize(status_line + server),
-                   identified_by="probe")
+        return False
+    return data.startswith(b"HTTP/")
+
+
+async def _http_service(
+    engine: Engine, host: str, port: int, options: http.HttpOptions, tls: bool, identified_by: str
+) -> Service:
+    outcome = await http.probe(engine, host, port, options, tls)
+    if tls and outcome.status is ProbeStatus.TLS_ERROR and identified_by == "port":
+        outcome = await http.probe(engine, host, port, options, tls=False)  # plain HTTP on 443
+        tls = False
+    return Service(
+        host=host,
+        port=port,
+        protocol="https" if tls else "http",
+        status=outcome.status,
+        detail=outcome.detail,
+        identified_by=identified_by,  # type: ignore[arg-type]
+        tls=outcome.tls,
+        http=outcome.facts,
+    )
 
 
 async def _smb(engine: Engine, host: str, port: int, options: IdentifyOptions) -> bool:

@@ -1,0 +1,222 @@
+"""HTTP(S) probe for web PACS, viewers and DICOMweb: one generic probe over data rows.
+
+Fingerprints (web_products.yaml) name the product and version; then authentication is
+examined (none, blank, and default logins only when asked), CORS, and DICOMweb exposure.
+Facts only; checks decide what they mean.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..engine import Engine, ProbeFailure
+from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
+from ..text import sanitize
+from . import dicomweb
+from .http_client import HttpResponse, HttpSession, basic_auth
+from .web_catalog import known_flaws, web_catalog
+
+NAME = "http"
+DEFAULT_PORTS = (80, 443, 3333, 8000, 8042, 8080, 8081, 8443)
+TLS_PORTS = (443, 8443)
+MAX_DEFAULT_LOGINS = 3
+BLANK = basic_auth("", "")
+_TITLE = re.compile(rb"<title[^>]*>(.{0,200}?)</title", re.IGNORECASE | re.DOTALL)
+_PASSWORD_INPUT = re.compile(rb"<input[^>]+type=[\"']?password", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    try_default_logins: bool = False
+    max_matches: int = 1000
+
+
+@dataclass
+class HttpOutcome:
+    status: ProbeStatus
+    facts: HttpFacts
+    detail: str | None = None
+    tls: TlsFacts | None = None
+
+
+class _Probe:
+    def __init__(self, session: HttpSession, options: HttpOptions) -> None:
+        self.session = session
+        self.options = options
+        self.facts = HttpFacts(scheme="https" if session.tls else "http")  # type: ignore[arg-type]
+        self._cache: dict[str, HttpResponse | None] = {}
+        self.auth: dict[str, str] = {}
+        self.access = "none"
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> HttpResponse | None:
+        """A cached GET; None when this path failed (the failure is not fatal to the probe)."""
+        key = path if not headers else f"{path}\n{sorted(headers.items())}"
+        if key not in self._cache:
+            try:
+                self._cache[key] = await self.session.request(path, headers=headers)
+            except ProbeFailure as failure:
+                if failure.status is ProbeStatus.BUDGET_EXCEEDED:
+                    raise
+                self._cache[key] = None
+        return self._cache[key]
+
+    async def run(self) -> ProbeStatus:
+        root = await self.session.request("/")  # a failure here is the service's status
+        self._describe_root(root)
+        await self._fingerprint()
+        await self._logins()
+        await self._dicomweb()
+        self.facts.requests = self.session.requests
+        exposures = [d for d in self.facts.dicomweb if d.result == "exposed"]
+        if exposures:
+            return ProbeStatus.EXPOSED
+        if any(d.result == "empty" for d in self.facts.dicomweb):
+            return ProbeStatus.EMPTY
+        return ProbeStatus.OPEN
+
+    def _describe_root(self, root: HttpResponse) -> None:
+        facts = self.facts
+        facts.status_code = root.status
+        facts.server = root.header("server") or None
+        title = _TITLE.search(root.body)
+        if title:
+            facts.title = sanitize(b" ".join(title.group(1).split()), 120)
+        self._note_auth(root)
+
+    def _note_auth(self, response: HttpResponse) -> None:
+        challenge = response.header("www-authenticate")
+        if response.status == 401 and challenge and self.facts.auth_scheme is None:
+            self.facts.auth_scheme = sanitize(challenge.split(" ", 1)[0], 16)
+            realm = re.search(r'realm="([^"]{0,100})"', challenge)
+            self.facts.auth_realm = sanitize(realm.group(1), 100) if realm else None
+        if response.status == 200 and _PASSWORD_INPUT.search(response.body):
+            self.facts.login_form = True
+
+    async def _fingerprint(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for row in web_catalog().fingerprints:
+            response = await self.get(row.path)
+            if response is None:
+                continue
+            self._note_auth(response)
+            if not row.matches(response) or (row.product, row.path) in seen:
+                continue
+            seen.add((row.product, row.path))
+            version = row.version_of(response)
+            self.facts.products.append(
+                ProductMatch(product=row.product, version=version, path=row.path, kind=row.kind)
+            )
+            if 200 <= response.status < 300 and row.kind in ("ui", "api"):
+                self.facts.open_paths.append(row.path)
+            for flaw in known_flaws(row.product, version):
+                if flaw not in self.facts.vulnerabilities:
+                    self.facts.vulnerabilities.append(flaw)
+
+    def _products(self) -> list[str]:
+        return list(dict.fromkeys(p.product for p in self.facts.products))
+
+    def _protected_path(self) -> str | None:
+        """A path that asked for HTTP authentication, to test logins against."""
+        for key, response in self._cache.items():
+            if response is not None and response.status == 401 and "\n" not in key:
+                return key
+        return None
+
+    async def _logins(self) -> None:
+        catalog = web_catalog()
+        for product in self._products():
+            check = catalog.products.get(product)
+            if check and check.login_check and await self._asks_auth(check.login_check):
+                break
+        path = self._protected_path()
+        if path is None:
+            return
+        blank = await self.get(path, {"Authorization": BLANK})
+        self.facts.blank_login = blank is not None and 200 <= blank.status < 300
+        if self.facts.blank_login:
+            self.auth, self.access = {"Authorization": BLANK}, "blank-login"
+            return
+        if not self.options.try_default_logins:
+            return
+        for user, password in self._default_logins():
+            self.facts.default_logins_tried += 1
+            answer = await self.get(path, {"Authorization": basic_auth(user, password)})
+            if answer is not None and 200 <= answer.status < 300:
+                self.facts.default_login_user = sanitize(user, 32)
+                self.auth = {"Authorization": basic_auth(user, password)}
+                self.access = "default-login"
+                return
+
+    async def _asks_auth(self, path: str) -> bool:
+        response = await self.get(path)
+        if response is not None:
+            self._note_auth(response)
+        return response is not None and response.status == 401
+
+    def _default_logins(self) -> list[tuple[str, str]]:
+        catalog = web_catalog()
+        pairs: list[tuple[str, str]] = []
+        for product in self._products():
+            entry = catalog.products.get(product)
+            pairs.extend(entry.default_logins if entry else [])
+        return list(dict.fromkeys(pairs))[:MAX_DEFAULT_LOGINS]
+
+    def _product_roots(self) -> list[str]:
+        """DICOMweb roots of the identified products."""
+        catalog = web_catalog()
+        roots: list[str] = []
+        for product in self._products():
+            entry = catalog.products.get(product)
+            roots.extend(entry.dicomweb_roots if entry else [])
+        return roots
+
+    async def _aet_roots(self) -> list[str]:
+        """dcm4chee-arc lists its AEs; each has a QIDO root."""
+        entry = web_catalog().products.get("dcm4chee-arc")
+        if entry is None or entry.aets_path is None or "dcm4chee-arc" not in self._products():
+            return []
+        response = await self.get(entry.aets_path, self.auth or None)
+        if response is None or response.status != 200:
+            return []
+        titles = re.findall(r'"dicomAETitle"\s*:\s*"([A-Za-z0-9_\-. ]{1,16})"', response.text)
+        return [f"/dcm4chee-arc/aets/{t.strip()}/rs" for t in dict.fromkeys(titles)][:8]
+
+    async def _dicomweb(self) -> None:
+        product_roots = await self._aet_roots() + self._product_roots()
+        roots = list(dict.fromkeys(product_roots + web_catalog().dicomweb_roots))
+        for root in roots:
+            try:
+                exposure = await dicomweb.query_studies(
+                    self.session, root, self.auth, self.access, self.options.max_matches
+                )
+            except ProbeFailure as failure:
+                if failure.status is ProbeStatus.BUDGET_EXCEEDED:
+                    raise
+                exposure = DicomWebExposure(root=root, result="error", error=failure.detail)
+            if exposure.result in ("exposed", "empty") and "Orthanc" in self._products():
+                path = web_catalog().products["Orthanc"].statistics or "/statistics"
+                await dicomweb.orthanc_statistics(self.session, path, self.auth, exposure)
+            if exposure.result in ("exposed", "empty") or (
+                root in product_roots and exposure.result in ("auth-required", "error")
+            ):
+                self.facts.dicomweb.append(exposure)
+            if exposure.result in ("exposed", "empty"):
+                break  # one answering root proves the exposure; do not query the rest
+        if any(d.cors_wildcard for d in self.facts.dicomweb):
+            self.facts.cors_wildcard_credentials = True
+
+
+async def probe(engine: Engine, host: str, port: int, options: HttpOptions, tls: bool) -> HttpOutcome:
+    session = HttpSession(engine, host, port, tls)
+    runner = _Probe(session, options)
+    try:
+        status = await runner.run()
+        detail = None
+    except ProbeFailure as failure:
+        status, detail = failure.status, failure.detail
+        runner.facts.error = failure.detail
+    finally:
+        await session.aclose()
+    runner.facts.requests = session.requests
+    return HttpOutcome(status, runner.facts, detail, session.tls_facts)
