@@ -269,11 +269,12 @@ def test_the_scanner_identifies_a_garbage_peer_on_an_odd_port_without_crashing()
     with Parrot(garbage) as parrot:
         config = ScanConfig(ports=[parrot.port], limits=Limits(timeout=TIMEOUT, retries=0))
         outcome = asyncio.run(Scanner(config).run(build_targets(["127.0.0.1"])))
-    # Then it is recorded as an HTTP service, its banner kept only as sanitised text
+    # Then it is recorded as an HTTP service, its Server header kept only as sanitised text
     [service] = outcome.services
     assert service.protocol == "http" and service.status is ProbeStatus.OPEN
-    assert "<script>" in (service.banner or "")  # kept as text; reports must escape it
-    assert "\r" not in (service.banner or "")
+    assert service.http is not None and service.http.status_code == 400
+    assert "<script>" in (service.http.server or "")  # kept as text; reports must escape it
+    assert "\r" not in (service.http.server or "")
 
 
 def test_a_truncated_identifier_counts_as_a_match_and_its_bytes_are_not_kept():

@@ -12,9 +12,9 @@ import asyncio
 import base64
 import ssl
 import zlib
-from urllib.parse import urljoin, urlsplit
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 
