@@ -14,7 +14,7 @@ from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
 from ..text import sanitize
 from . import dicomweb
-from .http_client import HttpResponse, HttpSession, basic_auth
+from .http_client import HttpLimits, HttpResponse, HttpSession, basic_auth
 from .web_catalog import known_flaws, web_catalog
 
 NAME = "http"
@@ -30,6 +30,7 @@ _PASSWORD_INPUT = re.compile(rb"<input[^>]+type=[\"']?password", re.IGNORECASE)
 class HttpOptions:
     try_default_logins: bool = False
     max_matches: int = 1000
+    request_time: float = 10.0
 
 
 @dataclass
@@ -63,6 +64,7 @@ class _Probe:
 
     async def run(self) -> ProbeStatus:
         root = await self.session.request("/")  # a failure here is the service's status
+        self._cache["/"] = root
         self._describe_root(root)
         await self._fingerprint()
         await self._logins()
@@ -208,7 +210,7 @@ class _Probe:
 
 
 async def probe(engine: Engine, host: str, port: int, options: HttpOptions, tls: bool) -> HttpOutcome:
-    session = HttpSession(engine, host, port, tls)
+    session = HttpSession(engine, host, port, tls, HttpLimits(request_time=options.request_time))
     runner = _Probe(session, options)
     try:
         status = await runner.run()

@@ -1,0 +1,197 @@
+"""Given an HTTP peer that misbehaves, the web probe ends in a status: limits hold, no crash,
+no hang past its deadline, bounded memory, and canary PHI never reaches the facts."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+import tracemalloc
+from urllib.parse import parse_qs, urlsplit
+
+from phiwatch.engine import Engine, Limits
+from phiwatch.models import ProbeStatus
+from phiwatch.probes import http
+from phiwatch.probes.web_catalog import web_catalog
+
+from .parrot import Parrot
+
+CANARY = "HTTPCANARY^QIDO^ZZ7"
+BOMB = gzip.compress(b"[" + b" " * 50_000_000 + b"]")  # ~50 kB that expands to 50 MB
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = (lines[0].split(" ") + ["", ""])[:3]
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return method, target, headers
+
+
+def respond(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def study(index: int) -> dict:
+    return {
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": CANARY}]},
+        "00100020": {"vr": "LO", "Value": [f"HTTPCANARY-{index}"]},
+        "00100030": {"vr": "DA"},
+        "00201208": {"vr": "IS", "Value": [3]},
+        "0020000D": {"vr": "UI", "Value": [f"1.2.3.{index}"]},
+    }
+
+
+def server(route):
+    async def scenario(reader, writer):
+        method, target, headers = await read_request(reader)
+        await route(method, target, headers, writer)
+        await writer.drain()
+
+    return scenario
+
+
+def run_probe(route, options: http.HttpOptions | None = None, limits: Limits | None = None):
+    async def go(port: int):
+        engine = Engine(limits or Limits(timeout=1.0, retries=0))
+        try:
+            return await http.probe(engine, "127.0.0.1", port, options or http.HttpOptions(), tls=False)
+        finally:
+            engine.close()
+
+    with Parrot(server(route)) as parrot:
+        tracemalloc.start()
+        started = time.monotonic()
+        outcome = asyncio.run(go(parrot.port))
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return outcome, elapsed, peak, parrot.connections
+
+
+async def huge_headers(method, target, headers, writer):
+    writer.write(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"A" * 2_000_000 + b"\r\n\r\n")
+
+
+async def endless_chunks(method, target, headers, writer):
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(100_000):
+        writer.write(b"400\r\n" + b"A" * 1024 + b"\r\n")
+        await writer.drain()
+
+
+async def redirect_loop(method, target, headers, writer):
+    writer.write(respond(302, headers={"Location": "/b" if target == "/a" else "/a"}))
+
+
+def off_origin(port: int):
+    async def route(method, target, headers, writer):
+        writer.write(respond(302, headers={"Location": f"http://127.0.0.1:{port}/steal"}))
+
+    return route
+
+
+async def drip(method, target, headers, writer):
+    for byte in respond(200, b"x" * 100):
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.3)
+
+
+def qido(pages_ignore_limit: bool = False, bomb: bool = False, bad_json: bool = False, total: int = 250):
+    async def route(method, target, headers, writer):
+        url = urlsplit(target)
+        if url.path != "/dicom-web/studies":
+            writer.write(respond(404))
+            return
+        if bad_json:
+            writer.write(respond(200, b'[{"00100010": {"vr": "PN", "Value": [{"Alph', {
+                "Content-Type": "application/dicom+json"}))
+            return
+        if bomb:
+            writer.write(respond(200, BOMB, {"Content-Type": "application/dicom+json",
+                                                "Content-Encoding": "gzip"}))
+            return
+        query = parse_qs(url.query)
+        limit, offset = int(query["limit"][0]), int(query.get("offset", ["0"])[0])
+        chosen = range(total) if pages_ignore_limit else range(offset, min(total, offset + limit))
+        body = json.dumps([study(i) for i in chosen]).encode()
+        writer.write(respond(200, body, {"Content-Type": "application/dicom+json",
+                                         "Access-Control-Allow-Origin": "*",
+                                         "Access-Control-Allow-Credentials": "true"}))
+
+    return route
+
+
+def test_huge_headers_end_in_a_protocol_error():
+    outcome, elapsed, peak, _ = run_probe(huge_headers)
+    assert outcome.status in (ProbeStatus.PROTOCOL_ERROR, ProbeStatus.BUDGET_EXCEEDED)
+    assert elapsed < 15 and peak < 32 * 1024 * 1024
+
+
+def test_an_endless_chunked_body_is_cut_at_the_body_limit():
+    outcome, elapsed, peak, _ = run_probe(endless_chunks)
+    assert outcome.status is ProbeStatus.OPEN
+    assert outcome.facts.status_code == 200
+    assert elapsed < 30 and peak < 32 * 1024 * 1024
+
+
+def test_a_redirect_loop_stops_at_the_redirect_limit():
+    outcome, _, _, connections = run_probe(redirect_loop)
+    assert outcome.status is ProbeStatus.OPEN and outcome.facts.status_code == 302
+    catalog = web_catalog()
+    paths = {"/"} | {row.path for row in catalog.fingerprints} | set(catalog.dicomweb_roots)
+    assert connections == outcome.facts.requests
+    assert connections <= 4 * len(paths)  # each path: the request and at most 3 hops
+
+
+def test_a_redirect_to_another_host_is_never_followed():
+    with Parrot(server(redirect_loop)) as elsewhere:  # another origin: it must see nothing
+        outcome, _, _, _ = run_probe(off_origin(elsewhere.port))
+        assert elsewhere.connections == 0
+    assert outcome.facts.status_code == 302
+
+
+def test_a_dripping_server_cannot_stretch_the_request_deadline():
+    outcome, elapsed, _, _ = run_probe(drip, options=http.HttpOptions(request_time=1.5))
+    assert outcome.status is ProbeStatus.TIMEOUT
+    assert elapsed < 5
+
+
+def test_a_compression_bomb_expands_no_further_than_the_body_limit():
+    outcome, _, peak, _ = run_probe(qido(bomb=True))
+    [exposure] = [d for d in outcome.facts.dicomweb if d.root == "/dicom-web"] or [None]
+    assert peak < 48 * 1024 * 1024
+    assert outcome.status in (ProbeStatus.OPEN, ProbeStatus.BUDGET_EXCEEDED)
+    assert exposure is None or exposure.result == "error"
+
+
+def test_invalid_json_is_an_error_result_not_a_crash():
+    outcome, _, _, _ = run_probe(qido(bad_json=True))
+    assert outcome.status is ProbeStatus.OPEN
+    assert outcome.facts.dicomweb == []  # a common root that fails is not reported
+
+
+def test_qido_paging_counts_up_to_max_matches_and_keeps_no_values():
+    outcome, _, _, _ = run_probe(qido(), options=http.HttpOptions(max_matches=120))
+    [exposure] = outcome.facts.dicomweb
+    assert outcome.status is ProbeStatus.EXPOSED
+    assert (exposure.studies, exposure.instances, exposure.truncated) == (120, 360, True)
+    assert exposure.phi_attributes == ["PatientID", "PatientName"]  # BirthDate came back empty
+    assert exposure.cors_wildcard and outcome.facts.cors_wildcard_credentials
+    dumped = outcome.facts.model_dump_json()
+    assert CANARY not in dumped and "HTTPCANARY-" not in dumped
+
+
+def test_a_server_ignoring_limit_is_counted_no_further_than_asked():
+    outcome, _, _, _ = run_probe(qido(pages_ignore_limit=True, total=900),
+                                 options=http.HttpOptions(max_matches=150))
+    [exposure] = outcome.facts.dicomweb
+    assert exposure.studies == 150 and exposure.truncated
