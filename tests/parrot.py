@@ -7,6 +7,7 @@ runs its own event loop in a thread so tests can drive phiwatch's asyncio code.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import threading
 from collections.abc import Awaitable, Callable
@@ -90,8 +91,9 @@ async def read_pdu(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 class Parrot:
     """Serve one scenario on 127.0.0.1:<ephemeral port> from a background thread."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, ssl_context: ssl.SSLContext | None = None) -> None:
         self.scenario = scenario
+        self.ssl_context = ssl_context
         self.port = 0
         self.connections = 0
         self._loop = asyncio.new_event_loop()
@@ -106,7 +108,7 @@ class Parrot:
         self._loop.run_forever()
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -195,3 +195,25 @@ def test_a_server_ignoring_limit_is_counted_no_further_than_asked():
                                  options=http.HttpOptions(max_matches=150))
     [exposure] = outcome.facts.dicomweb
     assert exposure.studies == 150 and exposure.truncated
+
+
+def test_https_on_an_odd_port_is_identified_with_its_certificate(tmp_path):
+    import ssl
+
+    from phiwatch.lab.certs import make_self_signed
+    from phiwatch.scanner import ScanConfig, Scanner
+    from phiwatch.targets import build_targets
+
+    # Given a DICOMweb server behind TLS with a self-signed certificate, on an odd port
+    make_self_signed(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with Parrot(server(qido(total=7)), ssl_context=context) as parrot:
+        config = ScanConfig(ports=[parrot.port], limits=Limits(timeout=1.0, retries=0))
+        outcome = asyncio.run(Scanner(config).run(build_targets(["127.0.0.1"])))
+    # Then it is found as HTTPS, exposed, with the certificate's facts
+    [service] = outcome.services
+    assert (service.protocol, service.status, service.identified_by) == ("https", ProbeStatus.EXPOSED, "probe")
+    assert service.tls is not None and service.tls.self_signed and "phiwatch-lab" in (service.tls.subject or "")
+    checks = {f.check_id for f in outcome.findings}
+    assert "dicomweb_studies_exposed" in checks and "web_credentials_over_http" not in checks
