@@ -7,10 +7,12 @@ they pin down what the lab *is*; the scanner's tests then check what phiwatch *f
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import ssl
 import stat
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,11 +56,13 @@ from phiwatch.lab.canary import (
     build_canary_dataset,
 )
 from phiwatch.lab.tarpit import Tarpit
+from phiwatch.lab.webfixture_pages import FIXTURE_HEADER, FIXTURES
 
 pytestmark = pytest.mark.lab
 
 HOST = "127.0.0.1"
 StudyFind = StudyRootQueryRetrieveInformationModelFind
+FIXTURE_KEYS = [fixture.key for fixture in FIXTURES]
 
 
 def service(manifest: dict, name: str) -> dict:
@@ -152,11 +156,11 @@ def unverified_tls() -> ssl.SSLContext:
 # --- the manifest ------------------------------------------------------------------
 
 
-def test_manifest_lists_eight_services_on_consecutive_loopback_ports(lab, lab_state_dir):
+def test_manifest_lists_twenty_services_on_consecutive_loopback_ports(lab, lab_state_dir):
     # Given the lab is up on base port 31100
     # When its manifest is read back
     on_disk = lab_control.manifest(lab_state_dir)
-    # Then it is the one up() returned, with eight services on 31100-31107
+    # Then it is the one up() returned, with twenty services on 31100-31119
     assert on_disk == lab
     assert lab["host"] == HOST and lab["base_port"] == 31100
     names = [s["name"] for s in lab["services"]]
@@ -169,13 +173,20 @@ def test_manifest_lists_eight_services_on_consecutive_loopback_ports(lab, lab_st
         "pynetdicom-any",
         "pynetdicom-tls",
         "tarpit",
+        "orthanc-default",
+        "orthanc-default-http",
+        *(f"fixture-{key}" for key in FIXTURE_KEYS),
     ]
-    assert [s["port"] for s in lab["services"]] == list(range(31100, 31108))
+    assert [s["port"] for s in lab["services"]] == list(range(31100, 31120))
     for entry in lab["services"]:
         assert entry["protocol"] in ("dicom", "http")
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
     assert [s["name"] for s in lab["services"] if s["tls"]] == ["pynetdicom-tls"]
     assert lab["canary"]["strings"] == CANARY_STRINGS
+    # And every fixture says so: its name, its description, its expected block
+    for entry in lab["services"][10:]:
+        assert entry["name"].startswith("fixture-") and entry["description"].startswith("FIXTURE")
+        assert entry["expected"]["fixture"] is True and entry["process"] == "web-fixtures"
 
 
 def test_locked_password_is_private_and_never_in_the_manifest(lab, lab_state_dir):
@@ -535,6 +546,293 @@ def test_tarpit_closes_extras_at_once_and_others_after_the_hold():
     assert 0.25 <= held_for < 2.0
 
 
+# --- orthanc-default: the well-known orthanc:orthanc -----------------------------------
+
+
+def test_orthanc_default_http_challenges_anonymous_clients_with_its_realm(lab):
+    entry = service(lab, "orthanc-default-http")
+    # Given no credentials, When we ask for /system and for the studies over DICOMweb
+    for path in ("/system", "/dicom-web/studies", "/app/explorer.html"):
+        answer = httpx.get(f"http://{HOST}:{entry['port']}{path}", timeout=5)
+        # Then 401 with Orthanc's realm, and nothing else
+        assert answer.status_code == entry["expected"]["status"] == 401, path
+        assert answer.headers["www-authenticate"] == f'Basic realm="{entry["expected"]["realm"]}"'
+        assert answer.content == b""
+
+
+def test_orthanc_default_http_opens_to_orthanc_orthanc_and_exposes_the_studies(lab):
+    entry = service(lab, "orthanc-default-http")
+    default = entry["expected"]["default_credentials"]
+    auth = (default["username"], default["password"])
+    assert auth == ("orthanc", "orthanc")
+    url = f"http://{HOST}:{entry['port']}"
+    # Given the default credentials, When we ask for /system, /statistics and QIDO studies
+    system = httpx.get(f"{url}/system", auth=auth, timeout=5)
+    statistics = httpx.get(f"{url}/statistics", auth=auth, timeout=5)
+    studies = httpx.get(f"{url}/dicom-web/studies", auth=auth, timeout=5)
+    # Then each answers 200; the server names itself and every study comes back, the canary too
+    assert system.status_code == default["status"] == 200
+    assert system.json()["Version"] == entry["expected"]["version"] == "1.10.1"
+    assert system.json()["DicomAet"] == "ORTHANC"
+    assert statistics.json()["CountStudies"] == default["studies"] == lab["data"]["orthanc-default"]["studies"]
+    assert studies.status_code == 200 and studies.headers["content-type"] == "application/dicom+json"
+    uids = {s["0020000D"]["Value"][0] for s in studies.json()}
+    assert len(uids) == default["studies"] >= 2
+    assert CANARY_STUDY_UID in uids
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Basic Og=="},  # ":" - blank user and password
+        {"Authorization": "Basic " + base64.b64encode(b"orthanc:").decode()},
+        {"Authorization": "Basic " + base64.b64encode(b":orthanc").decode()},
+        {"Authorization": "Basic " + base64.b64encode(b"orthanc:wrong").decode()},
+    ],
+    ids=["blank", "blank-password", "blank-user", "wrong-password"],
+)
+def test_orthanc_default_http_refuses_blank_and_wrong_credentials(lab, headers):
+    entry = service(lab, "orthanc-default-http")
+    assert entry["expected"]["blank_credentials"] == {"authorization": "Basic Og==", "status": 401}
+    # Given blank or wrong credentials, When we ask for /system, Then 401 with the realm
+    answer = httpx.get(f"http://{HOST}:{entry['port']}/system", headers=headers, timeout=5)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Basic realm="Orthanc Secure Area"'
+
+
+def test_orthanc_default_dicom_echoes_and_stores_but_aborts_find(lab):
+    entry = service(lab, "orthanc-default")
+    # Given an association under any called AE title from an unknown calling AE
+    assoc = associate(entry["port"], "ANY-SCP", contexts=(Verification, StudyFind, CTImageStorage))
+    assert assoc.is_established
+    # When we echo and store an instance it already has, Then both succeed
+    assert assoc.send_c_echo().Status == 0x0000
+    stored = assoc.send_c_store(dcmread(get_testdata_file("CT_small.dcm", download=False)))
+    assert stored.Status == 0x0000 and entry["expected"]["store"] == "success"
+    # And a C-FIND gets no status at all: Orthanc aborts (DicomAlwaysAllowFind false)
+    statuses, studies = find(assoc)
+    assert studies == [] and statuses == [None] and entry["expected"]["find"] == "aborted"
+    assoc.abort()
+
+
+def test_orthanc_open_statistics_and_qido_limit_1_are_recorded_as_measured(lab):
+    entry = service(lab, "orthanc-open-http")
+    url = f"http://{HOST}:{entry['port']}"
+    # Given the open Orthanc, When we read /statistics and QIDO with limit=1
+    statistics = httpx.get(f"{url}/statistics", timeout=5).json()
+    qido = httpx.get(f"{url}/dicom-web/studies?limit=1", timeout=5)
+    # Then the manifest holds exactly these counts and this answer
+    recorded = entry["expected"]["statistics"]
+    assert recorded["CountStudies"] == statistics["CountStudies"] == entry["expected"]["studies"] >= 2
+    assert recorded["CountInstances"] == statistics["CountInstances"] >= recorded["CountStudies"]
+    assert all(isinstance(value, int) for value in recorded.values())
+    assert qido.status_code == 200 and qido.headers["content-type"] == "application/dicom+json"
+    assert len(qido.json()) == 1
+    assert entry["expected"]["dicomweb_studies_limit_1"] == {
+        "status": 200,
+        "content_type": "application/dicom+json",
+        "studies": 1,
+    }
+
+
+# --- web fixtures ----------------------------------------------------------------------
+
+
+def fixture_url(manifest: dict, key: str, path: str = "") -> str:
+    return f"http://{HOST}:{service(manifest, f'fixture-{key}')['port']}{path}"
+
+
+@pytest.mark.parametrize("key", FIXTURE_KEYS)
+def test_every_fixture_labels_itself_and_answers_404_elsewhere(lab, key):
+    expected = service(lab, f"fixture-{key}")["expected"]
+    # Given a fixture's page, When we fetch it, Then its status, title and label are as documented
+    page = httpx.get(fixture_url(lab, key, expected["page"]), timeout=5)
+    assert page.status_code == expected["status"] == 200
+    assert page.headers[FIXTURE_HEADER] == key
+    if "title" in expected:
+        assert f"<title>{expected['title']}</title>".lower() in page.text.lower()  # Conquest: <TITLE>
+    # When we fetch a path the fixture does not serve, Then 404, still labelled
+    for path in ("/no/such/path", "/app/explorer.html", "/../etc/passwd"):
+        missing = httpx.get(fixture_url(lab, key, path), timeout=5)
+        assert missing.status_code == 404 and missing.headers[FIXTURE_HEADER] == key
+    # And a HEAD of the page has the same status and no body
+    head = httpx.head(fixture_url(lab, key, expected["page"]), timeout=5)
+    assert head.status_code == 200 and head.content == b"" and head.headers[FIXTURE_HEADER] == key
+
+
+def test_fixtures_listen_on_127_0_0_1_only(lab):
+    # Given the fixtures' ports, When we connect to 127.0.0.2 instead, Then nothing listens there
+    for key in FIXTURE_KEYS:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            assert probe.connect_ex(("127.0.0.2", service(lab, f"fixture-{key}")["port"])) != 0, key
+
+
+def test_fixture_backlog_takes_a_burst_of_connections_without_delay(lab):
+    port = service(lab, "fixture-dicomweb")["port"]
+    # Given 300 connections opened at once, Then all are accepted well under a SYN retransmit (1 s)
+    started = time.monotonic()
+    sockets = [socket.create_connection((HOST, port), timeout=2) for _ in range(300)]
+    elapsed = time.monotonic() - started
+    for sock in sockets:
+        sock.close()
+    assert elapsed < 1.0
+
+
+def qido(url: str, **params: str) -> list[dict]:
+    answer = httpx.get(url, params=params, timeout=5)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/dicom+json"
+    return answer.json()
+
+
+@pytest.mark.parametrize("key", ["dcm4chee-arc", "dicomweb"])
+def test_fixture_qido_serves_dicom_json_studies_with_limit_and_offset(lab, key):
+    expected = service(lab, f"fixture-{key}")["expected"]
+    path = expected["qido"] if key == "dcm4chee-arc" else expected["page"]
+    url = fixture_url(lab, key, path)
+    # Given the fixture's QIDO-RS, When we ask for every study
+    studies = qido(url)
+    # Then five studies in the DICOM JSON model, the canary among them
+    assert len(studies) == expected["studies"] == 5 and expected["canary"] is True
+    uids = [s["0020000D"]["Value"][0] for s in studies]
+    assert CANARY_STUDY_UID in uids
+    for study in studies:
+        assert study["00100010"]["vr"] == "PN" and "Alphabetic" in study["00100010"]["Value"][0]
+        assert study["00201208"]["vr"] == "IS" and isinstance(study["00201208"]["Value"][0], int)
+        assert study["00080061"]["vr"] == "CS" and study["00080061"]["Value"]
+        assert list(study) == sorted(study)
+    # And limit and offset page through them
+    assert [s["0020000D"]["Value"][0] for s in qido(url, limit="2")] == uids[:2]
+    assert [s["0020000D"]["Value"][0] for s in qido(url, offset="3", limit="10")] == uids[3:]
+    assert qido(url, offset="5") == []
+    # And an exact key matches one study; a bad limit is refused
+    assert [s["0020000D"]["Value"][0] for s in qido(url, PatientID=CANARY_PATIENT_ID)] == [CANARY_STUDY_UID]
+    assert httpx.get(url, params={"limit": "x"}, timeout=5).status_code == 400
+
+
+def test_dcm4chee_fixture_lists_its_ae_and_shows_its_version(lab):
+    expected = service(lab, "fixture-dcm4chee-arc")["expected"]
+    # Given the archive fixture, When we read its AE list, device list and status
+    aets = httpx.get(fixture_url(lab, "dcm4chee-arc", "/dcm4chee-arc/aets"), timeout=5).json()
+    devices = httpx.get(fixture_url(lab, "dcm4chee-arc", expected["version_path"]), timeout=5).json()
+    status = httpx.get(fixture_url(lab, "dcm4chee-arc", "/dcm4chee-arc/ctrl/status"), timeout=5).json()
+    moved = httpx.get(fixture_url(lab, "dcm4chee-arc", "/dcm4chee-arc/ui2"), timeout=5)
+    # Then one AE DCM4CHEE, the version 5.31.2, a started archive, and the UI's redirect
+    assert [a["dicomAETitle"] for a in aets] == expected["aets"] == ["DCM4CHEE"]
+    assert {"dicomDescription", "dcmAcceptedUserRole"} <= set(aets[0])
+    assert devices[0]["dicomSoftwareVersion"] == [expected["version"]] == ["5.31.2"]
+    assert status == {"status": "STARTED"}
+    assert moved.status_code == 302 and moved.headers["location"] == "/dcm4chee-arc/ui2/"
+    retrieve = qido(fixture_url(lab, "dcm4chee-arc", expected["qido"]), limit="1")[0]
+    assert retrieve["00080054"]["Value"] == ["DCM4CHEE"]
+
+
+def test_ohif_dicoogle_kheops_horos_and_conquest_fixtures_identify_themselves(lab):
+    ohif = service(lab, "fixture-ohif")["expected"]
+    config = httpx.get(fixture_url(lab, "ohif", ohif["config_path"]), timeout=5)
+    assert config.status_code == 200 and ohif["dicomweb_root"] in config.text
+    assert httpx.get(fixture_url(lab, "ohif"), timeout=5).headers["server"] == "nginx"
+    dicoogle = service(lab, "fixture-dicoogle")["expected"]
+    version = httpx.get(fixture_url(lab, "dicoogle", dicoogle["version_path"]), timeout=5).json()
+    assert version == {"version": dicoogle["version"]} == {"version": "3.0.2"}
+    kheops = service(lab, "fixture-kheops")["expected"]
+    api = httpx.get(fixture_url(lab, "kheops", kheops["api"]["path"]), timeout=5)
+    assert api.status_code == kheops["api"]["status"] == 401
+    assert api.headers["www-authenticate"].startswith("Bearer")
+    horos = httpx.get(fixture_url(lab, "horos", "/"), timeout=5).text
+    assert 'Service provided by <a href="http://www.horosproject.org">' in horos
+    conquest = httpx.get(fixture_url(lab, "conquest", "/cgi-bin/dgate.exe"), timeout=5).text
+    assert "Welcome to the Conquest DICOM server - version 1.5.0c" in conquest
+
+
+def pacs_form(manifest: dict, key: str, **changes: str) -> dict[str, str]:
+    return service(manifest, f"fixture-{key}")["expected"]["login"]["fields"] | changes
+
+
+def test_meddream_fixture_accepts_a_blank_login(lab):
+    expected = service(lab, "fixture-meddream")["expected"]
+    with httpx.Client(base_url=fixture_url(lab, "meddream"), timeout=5) as client:
+        # Given the login page, Then it carries PacsOne's form and MedDream's markers
+        page = client.get("/pacs/login.php").text
+        for name in expected["login"]["fields"]:
+            assert f"name='{name}'" in page, name
+        assert "loginSplash" in page and "Not authorized to access this URL" in page
+        assert "MedDream PACS" in page
+        # When we post the form with a blank user name and password
+        answer = client.post(expected["login"]["action"], data=pacs_form(lab, "meddream"))
+        # Then we get PHP's session cookie and the way to the home page
+        assert answer.status_code == 302 and answer.headers["location"] == "login.php"
+        assert "PHPSESSID" in client.cookies
+        again = client.get("/pacs/login.php")
+        assert again.status_code == 302 and again.headers["location"] == "home.php"
+        assert client.get("/pacs/home.php").status_code == 200
+    # And at / the fixture sends us to the login page
+    root = httpx.get(fixture_url(lab, "meddream", "/"), timeout=5)
+    assert root.status_code == 302 and root.headers["location"] == expected["root"]["location"]
+
+
+@pytest.mark.parametrize(
+    "key, changes",
+    [
+        ("meddream", {"formUsername": "admin", "formPassword": "admin"}),
+        ("meddream", {"formAntiSpam": "0"}),
+        ("pacsone", {}),
+    ],
+    ids=["meddream-named-user", "meddream-no-antispam", "pacsone-blank"],
+)
+def test_pacs_login_fixtures_refuse_other_logins(lab, key, changes):
+    # Given a login the fixture does not accept, When we post it
+    with httpx.Client(base_url=fixture_url(lab, key), timeout=5) as client:
+        answer = client.post("/pacs/authenticate.php", data=pacs_form(lab, key, **changes))
+        # Then back to the login page with PacsOne's message, no session, no home page
+        assert answer.status_code == 302
+        assert answer.headers["location"].startswith("login.php?message=Could+not+connect+to+database")
+        assert "PHPSESSID" not in client.cookies
+        home = client.get("/pacs/home.php")
+        assert home.status_code == 302 and home.headers["location"] == "login.php"
+
+
+def test_pacsone_fixture_shows_its_product_and_version(lab):
+    expected = service(lab, "fixture-pacsone")["expected"]
+    page = httpx.get(fixture_url(lab, "pacsone", expected["page"]), timeout=5)
+    assert expected["banner"] == "PacsOne Server 7.2.3" and expected["banner"] in page.text
+    assert "PacsOne Server Login" in page.text and expected["blank_login"] == "refused"
+
+
+def test_xnat_fixture_accepts_admin_admin_over_basic_auth_only(lab):
+    expected = service(lab, "fixture-xnat")["expected"]
+    projects = fixture_url(lab, "xnat", expected["api"]["path"])
+    # Given no credentials or wrong ones, Then 401 with a Basic challenge
+    anonymous = httpx.get(projects, timeout=5)
+    assert anonymous.status_code == expected["api"]["status"] == 401
+    assert anonymous.headers["www-authenticate"] == f'Basic realm="{expected["realm"]}"'
+    assert httpx.get(projects, auth=("admin", "wrong"), timeout=5).status_code == 401
+    assert httpx.get(projects, headers={"Authorization": "Basic Og=="}, timeout=5).status_code == 401
+    # Given admin:admin, Then the projects and the build information
+    default = expected["default_credentials"]
+    auth = (default["username"], default["password"])
+    listed = httpx.get(projects, auth=auth, timeout=5)
+    assert listed.status_code == default["status"] == 200
+    assert len(listed.json()["ResultSet"]["Result"]) == default["projects"] == 1
+    build = httpx.get(fixture_url(lab, "xnat", expected["version_path"]), auth=auth, timeout=5).json()
+    assert build["version"] == expected["version"] == "1.8.10"
+    assert "JSESSIONID" in httpx.get(fixture_url(lab, "xnat", "/login"), timeout=5).headers["set-cookie"]
+
+
+def test_dicomweb_fixture_has_open_cors_and_no_product_page(lab):
+    expected = service(lab, "fixture-dicomweb")["expected"]
+    # Given the bare DICOMweb server, When we ask for the studies from another origin
+    answer = httpx.get(fixture_url(lab, "dicomweb", expected["page"]), headers={"Origin": "http://evil.test"})
+    # Then any origin may read them, with credentials
+    assert answer.headers["access-control-allow-origin"] == expected["cors"]["allow_origin"] == "*"
+    assert answer.headers["access-control-allow-credentials"] == expected["cors"]["allow_credentials"]
+    preflight = httpx.options(fixture_url(lab, "dicomweb", expected["page"]), timeout=5)
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    # And its root is a bare 404, with no Orthanc explorer behind it
+    for path in ("/", "/app/explorer.html"):
+        assert httpx.get(fixture_url(lab, "dicomweb", path), timeout=5).status_code == expected["root_status"]
+
+
 # --- lifecycle ---------------------------------------------------------------------
 
 
@@ -601,7 +899,7 @@ def test_a_server_that_dies_at_start_up_stops_the_others(monkeypatch, tmp_path):
         lab_control.up(tmp_path, base_port=31400)
     # And nothing it started is left running or listening
     assert not (tmp_path / "pids.json").exists()
-    for port in range(31400, 31408):
+    for port in range(31400, 31420):
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, port)) != 0, port
 
@@ -632,9 +930,9 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
     # Given a second, separate lab at 31200
     manifest = lab_control.up(tmp_path, base_port=31200)
     pids = {r["pid"] for r in lab_control.status(tmp_path)}
-    assert len(pids) == 6
+    assert len(pids) == 8
     # When it is brought down
-    assert lab_control.down(tmp_path) == 6
+    assert lab_control.down(tmp_path) == 8
     # Then none of its processes remain, every port is free and down() is a no-op
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

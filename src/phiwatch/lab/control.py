@@ -4,13 +4,13 @@ State directory layout (all created by ``up``):
   lab.json                 the manifest (services, ports, expected exposures, canary)
   pids.json                the processes started, with their start times
   logs/NAME.log            stdout and stderr of each server
-  orthanc-open/, orthanc-locked/, dcmqrscp/   configurations and storage (wiped at up)
+  orthanc-open/, orthanc-locked/, orthanc-default/, dcmqrscp/   configurations and storage (wiped at up)
   orthanc-locked.credentials   user and password of the locked Orthanc (0600)
   tls/cert.pem, tls/key.pem    the self-signed certificate of pynetdicom-tls
   .phiwatch-lab            marks the directory as the lab's (up refuses other non-empty ones)
 
-Ports: base + 0 .. base + 7 (see services.PROCESSES); base + 8 is only named in
-dcmqrscp's configuration as its listed peer's move destination.
+Ports: base + 0 .. base + 19 (see services.PROCESSES); base + 20 is only named in
+dcmqrscp's configuration as its listed peer's move destination (nothing listens there).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import dcmqrscp, orthanc, process, services
+from . import dcmqrscp, orthanc, process, services, webfixture_pages
 from .canary import canary_bytes
 from .certs import make_self_signed, write_private
 from .datasets import DCMQR_FILES, sample_files
@@ -41,7 +41,7 @@ MANIFEST = "lab.json"
 PIDS = "pids.json"
 CREDENTIALS = "orthanc-locked.credentials"
 MARKER = ".phiwatch-lab"
-_DATA_DIRS = ("orthanc-open", "orthanc-locked", "dcmqrscp", "tls")
+_DATA_DIRS = ("orthanc-open", "orthanc-locked", "orthanc-default", "dcmqrscp", "tls")
 
 
 def default_state_dir() -> Path:
@@ -113,7 +113,7 @@ def _python_env() -> dict[str, str]:
 def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT) -> dict:
     """Start every lab server (idempotent), load the data, write and return the manifest."""
     state = _resolve(state_dir)
-    highest = 65535 - services.PORT_COUNT  # base + 8 is dcmqrscp's (unused) move port
+    highest = 65535 - services.PORT_COUNT  # base + PORT_COUNT is dcmqrscp's (unused) move port
     if not 1024 <= base_port <= highest:
         raise LabError(f"base port {base_port} is out of range (1024-{highest})")
     _claim(state)
@@ -179,6 +179,7 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     for name, locked, aet, offset in (
         ("orthanc-open", False, orthanc.OPEN_AET, 0),
         ("orthanc-locked", True, orthanc.LOCKED_AET, 2),
+        ("orthanc-default", False, orthanc.DEFAULT_AET, 8),
     ):
         storage = state / name / "storage"
         storage.mkdir(parents=True)
@@ -190,6 +191,7 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
             storage=storage,
             locked=locked,
             password=password if locked else None,
+            default_credentials=name == "orthanc-default",
         )
         config_path = state / name / "orthanc.json"
         orthanc.write_config(config_path, config)
@@ -201,7 +203,7 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
         qr_storage, sample_files(DCMQR_FILES), {"phiwatch-canary.dcm": canary_bytes()}
     )
     qr_config = qr_dir / "dcmqrscp.cfg"
-    # LABVIEWER's move-destination port: base + 8, reserved, nothing listens there.
+    # LABVIEWER's move-destination port: base + 20, reserved, nothing listens there.
     move_port = base + services.PORT_COUNT
     qr_config.write_text(dcmqrscp.render_config(base + 4, qr_storage, move_port))
     argv["dcmqrscp"] = dcmqrscp.command(qr_config, base + 4)
@@ -217,6 +219,7 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
         "--tls-cert", str(cert), "--tls-key", str(key),
     ]  # fmt: skip
     argv["tarpit"] = [*py, "phiwatch.lab.tarpit", "--port", str(base + 7)]
+    argv["web-fixtures"] = [*py, "phiwatch.lab.webfixtures", "--base-port", str(base)]
     return argv, auth, qr_studies
 
 
@@ -240,16 +243,26 @@ def _start(state: Path, base: int) -> dict:
             records.append(record)
             _save_records(state, records)
         _wait_ready(records, base)
-        data = _load_data(base, auth)
+        data, facts = _load_data(base, auth)
         data["dcmqrscp"] = {"studies": qr_studies}
+        data["web-fixtures"] = {"studies": len(webfixture_pages.STUDIES)}
         lab = {
             "base_port": base,
             "host": services.HOST,
             "state_dir": str(state),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "services": services.build_services(base, data, str(state / CREDENTIALS)),
+            "services": services.build_services(base, data, str(state / CREDENTIALS), facts),
             "canary": services.build_canary(
-                ["orthanc-open", "orthanc-locked", "dcmqrscp", "pynetdicom-any", "pynetdicom-tls"]
+                [
+                    "orthanc-open",
+                    "orthanc-locked",
+                    "dcmqrscp",
+                    "pynetdicom-any",
+                    "pynetdicom-tls",
+                    "orthanc-default",
+                    "fixture-dcm4chee-arc",
+                    "fixture-dicomweb",
+                ]
             ),
             "data": data,
         }
@@ -264,7 +277,7 @@ def _start(state: Path, base: int) -> dict:
 def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     pending = list(records)
-    http_ports = {base + 1, base + 3}
+    http_ports = {base + 1, base + 3, base + 9}
     while pending:
         for record in list(pending):
             if not process.record_alive(record):
@@ -282,12 +295,18 @@ def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_
         time.sleep(0.1)
 
 
-def _load_data(base: int, auth: tuple[str, str]) -> dict[str, dict[str, int]]:
+def _load_data(base: int, auth: tuple[str, str]) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]]]:
+    """Upload the test instances and the canary to every Orthanc over REST.
+
+    Returns per Orthanc the instances stored and studies held, and the facts measured on
+    orthanc-open after loading (its /statistics, its QIDO answer to limit=1).
+    """
     payloads = [path.read_bytes() for path in sample_files()] + [canary_bytes()]
     data: dict[str, dict[str, int]] = {}
     for name, http_port, credentials in (
         ("orthanc-open", base + 1, None),
         ("orthanc-locked", base + 3, auth),
+        ("orthanc-default", base + 9, orthanc.DEFAULT_CREDENTIALS),
     ):
         stored = orthanc.load_instances(http_port, payloads, credentials)
         if stored == 0:
@@ -296,7 +315,10 @@ def _load_data(base: int, auth: tuple[str, str]) -> dict[str, dict[str, int]]:
             "instances": stored,
             "studies": orthanc.study_count(http_port, credentials),
         }
-    return data
+    facts: dict[str, dict[str, Any]] = {"orthanc-open": {"statistics": orthanc.statistics(base + 1)}}
+    if orthanc.dicomweb_available():
+        facts["orthanc-open"]["dicomweb_studies_limit_1"] = orthanc.qido_facts(base + 1)
+    return data, facts
 
 
 def down(state_dir: Path | None = None) -> int:

@@ -22,6 +22,15 @@ DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 OPEN_AET = "ORTHANC"
 LOCKED_AET = "LOCKEDPACS"
 LOCKED_USER = "phiwatch-lab"
+# The credentials of Orthanc's sample configuration, left in place by many installs.
+DEFAULT_AET = "ORTHANC"
+DEFAULT_CREDENTIALS = ("orthanc", "orthanc")
+# Measured with Orthanc 1.10.1: with RemoteAccessAllowed false only a client whose source
+# address is 127.0.0.1 counts as local (from 127.0.0.2 even orthanc:orthanc gets 401), and
+# from 127.0.0.1 every answer is the same as with true. The lab keeps it false so that a
+# default-credential REST API is never offered on the host's other interfaces (Orthanc
+# listens on 0.0.0.0); set it to True only inside an isolated network namespace.
+DEFAULT_CREDENTIALS_REMOTE_ACCESS = False
 
 
 # Debian installs Orthanc in /usr/sbin, which is not on every user's PATH.
@@ -48,8 +57,13 @@ def render_config(
     storage: Path,
     locked: bool,
     password: str | None = None,
+    default_credentials: bool = False,
 ) -> dict[str, object]:
-    """An Orthanc configuration: wide open (locked=False) or locked down (locked=True)."""
+    """An Orthanc configuration: wide open (locked=False) or locked down (locked=True).
+
+    default_credentials=True: the sample configuration's user orthanc:orthanc, HTTP Basic
+    required, C-FIND refused to unknown callers, other DICOM settings at Orthanc's defaults.
+    """
     config: dict[str, object] = {
         "Name": name,
         "DicomAet": aet,
@@ -84,6 +98,15 @@ def render_config(
             "DicomCheckCalledAet": True,
             "DicomAlwaysAllowFind": False,
             "DicomAlwaysAllowStore": False,
+        }
+    elif default_credentials:
+        config |= {
+            "RemoteAccessAllowed": DEFAULT_CREDENTIALS_REMOTE_ACCESS,
+            "AuthenticationEnabled": True,
+            "RegisteredUsers": {DEFAULT_CREDENTIALS[0]: DEFAULT_CREDENTIALS[1]},
+            "DicomCheckCalledAet": False,
+            "DicomAlwaysAllowFind": False,
+            "DicomAlwaysAllowStore": True,
         }
     else:
         config |= {
@@ -136,7 +159,25 @@ def load_instances(
     return stored
 
 
-def study_count(http_port: int, auth: tuple[str, str] | None = None) -> int:
+def statistics(http_port: int, auth: tuple[str, str] | None = None) -> dict[str, int]:
+    """/statistics counts (CountPatients, CountStudies, CountSeries, CountInstances): numbers only."""
     response = httpx.get(f"http://127.0.0.1:{http_port}/statistics", auth=auth, timeout=5)
     response.raise_for_status()
-    return int(response.json().get("CountStudies", 0))
+    data = response.json()
+    keys = ("CountPatients", "CountStudies", "CountSeries", "CountInstances")
+    return {key: int(data.get(key, 0)) for key in keys}
+
+
+def study_count(http_port: int, auth: tuple[str, str] | None = None) -> int:
+    return statistics(http_port, auth)["CountStudies"]
+
+
+def qido_facts(http_port: int, auth: tuple[str, str] | None = None) -> dict[str, object]:
+    """What GET /dicom-web/studies?limit=1 answers: status, content type, number of studies."""
+    response = httpx.get(f"http://127.0.0.1:{http_port}/dicom-web/studies?limit=1", auth=auth, timeout=5)
+    studies = response.json() if response.status_code == 200 else []
+    return {
+        "status": response.status_code,
+        "content_type": response.headers.get("content-type"),
+        "studies": len(studies) if isinstance(studies, list) else 0,
+    }

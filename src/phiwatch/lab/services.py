@@ -24,8 +24,10 @@ PROCESSES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("pynetdicom-any", (5,)),
     ("pynetdicom-tls", (6,)),
     ("tarpit", (7,)),
+    ("orthanc-default", (8, 9)),
+    ("web-fixtures", tuple(range(10, 20))),
 )
-PORT_COUNT = 8
+PORT_COUNT = 20
 
 _REJECTED_CALLED_AE = {
     "association": "rejected",
@@ -59,11 +61,22 @@ def _service(
     }
 
 
-def build_services(base: int, data: dict[str, dict[str, int]], credentials: str) -> list[dict]:
-    """The manifest's service list for a lab on base port ``base``."""
+def build_services(
+    base: int,
+    data: dict[str, dict[str, int]],
+    credentials: str,
+    facts: dict[str, dict[str, Any]] | None = None,
+) -> list[dict]:
+    """The manifest's service list for a lab on base port ``base``.
+
+    facts: answers measured at start-up (orthanc-open's /statistics and QIDO limit=1).
+    """
+    from .webservices import build_web_services  # it builds on _service below
+
     dicomweb = orthanc.dicomweb_available()
     open_studies = data.get("orthanc-open", {}).get("studies", 0)
     locked_studies = data.get("orthanc-locked", {}).get("studies", 0)
+    open_facts = (facts or {}).get("orthanc-open", {})
     return [
         _service(
             "orthanc-open",
@@ -96,6 +109,10 @@ def build_services(base: int, data: dict[str, dict[str, int]], credentials: str)
                 "dicomweb": dicomweb,
                 "query": "exposed",
                 "studies": open_studies,
+                # GET /statistics: exact counts (CountStudies, CountInstances, ...), no PHI.
+                "statistics": open_facts.get("statistics", {}),
+                # GET /dicom-web/studies?limit=1: status, content type, studies returned.
+                "dicomweb_studies_limit_1": open_facts.get("dicomweb_studies_limit_1", {}),
             },
         ),
         _service(
@@ -203,6 +220,7 @@ def build_services(base: int, data: dict[str, dict[str, int]], credentials: str)
             "Accepts TCP connections and never sends a byte (closes after 120 s).",
             {"status": "timeout", "bytes_sent": 0},
         ),
+        *build_web_services(base, data, dicomweb),
     ]
 
 
