@@ -144,5 +144,5 @@ def web_pacs_detected(service: Service) -> Observation | None:
     if facts.default_login_user or _exposed(facts):
         return None
     return Observation(
-        evidence=f"{_products(facts)} found; it asked for credentials and exposed nothing to this probe."
+        evidence=f"{_products(facts)} found; nothing was exposed to this probe without credentials."
     )

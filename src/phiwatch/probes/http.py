@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
@@ -24,6 +25,11 @@ MAX_DEFAULT_LOGINS = 3
 BLANK = basic_auth("", "")
 _TITLE = re.compile(rb"<title[^>]*>(.{0,200}?)</title", re.IGNORECASE | re.DOTALL)
 _PASSWORD_INPUT = re.compile(rb"<input[^>]+type=[\"']?password", re.IGNORECASE)
+_HIDDEN = re.compile(
+    r"<input[^>]*type=[\"']?hidden[\"']?[^>]*name=[\"']?([A-Za-z0-9_]{1,40})[\"']?"
+    r"(?:[^>]*value=[\"']?([^\"'>\s]{0,64}))?",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,8 @@ class _Probe:
             self.facts.products.append(
                 ProductMatch(product=row.product, version=version, path=row.path, kind=row.kind)
             )
-            if 200 <= response.status < 300 and row.kind in ("ui", "api"):
+            asks_password = _PASSWORD_INPUT.search(response.body) is not None
+            if 200 <= response.status < 300 and row.kind in ("ui", "api") and not asks_password:
                 self.facts.open_paths.append(row.path)
             for flaw in known_flaws(row.product, version):
                 if flaw not in self.facts.vulnerabilities:
@@ -125,7 +132,42 @@ class _Probe:
                 return key
         return None
 
+    async def _form_login(self) -> None:
+        """Submit a product's login form with a blank user name and password, once."""
+        catalog = web_catalog()
+        for product in self._products():
+            entry = catalog.products.get(product)
+            if entry is None or entry.login_form is None:
+                continue
+            form = entry.login_form
+            page = await self.get(form.page)
+            if page is None or page.status != 200:
+                return
+            fields = dict(_HIDDEN.findall(page.text)[:32])
+            fields.update(form.fixed)
+            fields[form.user_field] = fields[form.password_field] = ""
+            posted = await self.session.request(
+                form.action, method="POST", body=urlencode(fields).encode(), follow=False,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            location = posted.header("location")
+            cookie = posted.header("set-cookie").split(";", 1)[0]
+            if posted.status not in (301, 302, 303) or form.failure_marker in location or not cookie:
+                self.facts.blank_login = False
+                return
+            after = await self.session.request(form.page, headers={"Cookie": cookie}, follow=False)
+            still_asks = after.status == 200 and _PASSWORD_INPUT.search(after.body) is not None
+            self.facts.blank_login = not still_asks and "login" not in after.header("location").lower()
+            return
+
     async def _logins(self) -> None:
+        try:
+            await self._form_login()
+        except ProbeFailure as failure:
+            if failure.status is ProbeStatus.BUDGET_EXCEEDED:
+                raise
+        if self.facts.blank_login:
+            return
         catalog = web_catalog()
         for product in self._products():
             check = catalog.products.get(product)

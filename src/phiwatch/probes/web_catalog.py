@@ -38,7 +38,7 @@ class Fingerprint(_Strict):
     status: list[int]
     words: list[str] = []
     headers: dict[str, str] = {}
-    kind: Literal["ui", "api", "login", "auth"]
+    kind: Literal["ui", "shell", "api", "login", "auth"]
     version: VersionRule | None = None
 
     def matches(self, response: HttpResponse) -> bool:
@@ -71,12 +71,24 @@ class Vulnerability(_Strict):
     note: str
 
 
+class LoginForm(_Strict):
+    """A product's login form; submitted only with blank credentials (never guessed ones)."""
+
+    page: str = Field(pattern=r"^/")
+    action: str = Field(pattern=r"^/")
+    user_field: str
+    password_field: str
+    fixed: dict[str, str] = {}
+    failure_marker: str
+
+
 class Product(_Strict):
     dicomweb_roots: list[str] = []
     statistics: str | None = None
     aets_path: str | None = None
     default_logins: list[tuple[str, str]] = []
     login_check: str | None = None
+    login_form: LoginForm | None = None
     vulnerable: list[Vulnerability] = []
 
 
