@@ -159,3 +159,86 @@ def test_known_ae_title_from_a_file_opens_the_locked_orthanc_but_not_its_data(la
     checks = {f["check_id"] for f in json.loads((out / "scan.json").read_text())["findings"]}
     assert "dicom_default_ae_title_accepted" in checks
     assert "dicom_study_data_exposed" not in checks
+
+
+def test_open_orthanc_http_exposes_exact_counts_over_dicomweb(lab_scan):
+    svc = service(lab_scan, "orthanc-open-http")
+    expected = lab_scan["manifest"]["orthanc-open-http"]["expected"]
+    assert svc["protocol"] == "http" and svc["status"] == "exposed"
+    [dicomweb] = svc["http"]["dicomweb"]
+    assert dicomweb["exact"] is True and dicomweb["access"] == "none"
+    assert dicomweb["studies"] == expected["studies"]
+    assert {"Orthanc"} == {p["product"] for p in svc["http"]["products"]}
+    assert "1.10.1" in {p["version"] for p in svc["http"]["products"]}
+    found = findings(lab_scan, "orthanc-open-http")
+    assert found["dicomweb_studies_exposed"]["severity"] == "critical"
+    assert found["dicomweb_studies_exposed"]["exposure"]["studies"] == expected["studies"]
+    assert "web_pacs_open" in found
+
+
+def test_locked_and_default_orthanc_refuse_blank_logins_and_are_not_exposed(lab_scan):
+    for name in ("orthanc-locked-http", "orthanc-default-http"):
+        svc = service(lab_scan, name)
+        assert svc["status"] == "open", name
+        assert svc["http"]["auth_realm"] == "Orthanc Secure Area"
+        assert svc["http"]["blank_login"] is False
+        assert svc["http"]["default_logins_tried"] == 0  # not without --try-default-logins
+        found = findings(lab_scan, name)
+        assert {"web_credentials_over_http", "web_pacs_detected"} <= set(found)
+        assert "dicomweb_studies_exposed" not in found
+
+
+@pytest.mark.parametrize(
+    ("name", "product", "checks"),
+    [
+        ("fixture-dcm4chee-arc", "dcm4chee-arc", {"dicomweb_studies_exposed", "web_pacs_open"}),
+        ("fixture-ohif", "OHIF Viewer", {"web_pacs_detected"}),
+        ("fixture-dicoogle", "Dicoogle", {"web_pacs_open"}),
+        ("fixture-kheops", "Kheops", {"web_pacs_detected"}),
+        ("fixture-meddream", "MedDream", {"web_blank_login_accepted", "web_credentials_over_http"}),
+        ("fixture-pacsone", "PacsOne", {"web_pacs_detected", "web_credentials_over_http"}),
+        ("fixture-horos", "Horos Web Portal", {"web_pacs_detected", "web_credentials_over_http"}),
+        ("fixture-xnat", "XNAT", {"web_pacs_detected", "web_credentials_over_http"}),
+        ("fixture-conquest", "Conquest", {"web_pacs_open"}),
+        ("fixture-dicomweb", None, {"dicomweb_studies_exposed", "web_cors_wildcard_credentials"}),
+    ],
+)
+def test_product_fixtures_are_fingerprinted_with_their_documented_exposure(lab_scan, name, product, checks):
+    # These are static fixtures that mimic products not installable here (see lab/webfixture_pages.py)
+    svc = service(lab_scan, name)
+    expected = lab_scan["manifest"][name]["expected"]
+    assert expected["fixture"] is True
+    products = {p["product"]: p["version"] for p in svc["http"]["products"]}
+    if product is not None:
+        assert product in products
+        if expected.get("version"):
+            assert expected["version"] in {v for v in products.values() if v}
+    found = set(findings(lab_scan, name))
+    assert checks <= found, found
+    if expected.get("query") == "exposed":
+        studies = [d["studies"] for d in svc["http"]["dicomweb"] if d["result"] == "exposed"]
+        assert studies == [expected["studies"]]
+
+
+def test_default_logins_are_tried_only_when_asked_and_found(lab, tmp_path):
+    by_name = {s["name"]: s for s in lab["services"]}
+    ports = [by_name[n]["port"] for n in ("orthanc-locked-http", "orthanc-default-http", "fixture-xnat")]
+    out = tmp_path / "out"
+    result = phiwatch("scan", lab["host"], "-p", ",".join(map(str, ports)), "--try-default-logins",
+                      "--output", str(out), "--no-db", "--timeout", "2")
+    assert result.returncode == 0, result.stderr
+    document = json.loads((out / "scan.json").read_text())
+    services = {s["port"]: s for s in document["services"]}
+    locked, default, xnat = (services[p]["http"] for p in ports)
+    assert locked["default_login_user"] is None and 1 <= locked["default_logins_tried"] <= 3
+    assert default["default_login_user"] == "orthanc"
+    assert xnat["default_login_user"] == "admin"
+    [exposure] = [d for d in default["dicomweb"] if d["result"] == "exposed"]
+    assert exposure["access"] == "default-login"
+    assert exposure["studies"] == by_name["orthanc-default-http"]["expected"]["default_credentials"]["studies"]
+    checks = {(f["port"], f["check_id"]) for f in document["findings"]}
+    assert (ports[1], "web_default_login_accepted") in checks
+    assert (ports[2], "web_default_login_accepted") in checks
+    assert (ports[0], "web_default_login_accepted") not in checks
+    for canary in CANARY_STRINGS:
+        assert canary not in (out / "scan.json").read_text()
