@@ -5,6 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= demo-output
+LAB_PORTS ?= 21100-21119
 
 .PHONY: install deps demo test lint lab-up lab-down bench clean lock
 
@@ -21,7 +22,7 @@ deps:
 
 demo: deps install
 	$(BIN)/phiwatch lab up
-	$(BIN)/phiwatch scan 127.0.0.1 -p 21100-21107 --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
+	$(BIN)/phiwatch scan 127.0.0.1 -p $(LAB_PORTS) --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
 	@echo "Report: $(CURDIR)/$(OUT)/scan.json (schema: $(BIN)/phiwatch schema; stop the lab with: make lab-down)"
 
 test: deps install

@@ -155,7 +155,7 @@ def version() -> None:
 @lab_app.command("up")
 def lab_up(
     state_dir: StateDir = None,
-    base_port: Annotated[int | None, typer.Option(help="First of the lab's eight ports")] = None,
+    base_port: Annotated[int | None, typer.Option(help="First of the lab's twenty ports")] = None,
 ) -> None:
     """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
     from . import lab
