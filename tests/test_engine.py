@@ -107,3 +107,21 @@ def test_connect_failures_are_statuses():
         return statuses[0], statuses[1]
 
     assert asyncio.run(go()) == (ProbeStatus.REFUSED, ProbeStatus.REFUSED)
+
+
+def test_the_host_time_budget_bounds_every_probe_of_one_address():
+    from .parrot import Parrot
+    from .test_hostile_dicom import silent
+
+    # Given three ports of one host that accept and never answer
+    with Parrot(silent) as a, Parrot(silent) as b, Parrot(silent) as c:
+        limits = Limits(timeout=1.0, retries=0, per_host=3, probe_time=30, host_time=1.5)
+        config = ScanConfig(ports=[a.port, b.port, c.port], limits=limits)
+        started = time.monotonic()
+        outcome = asyncio.run(Scanner(config).run(build_targets(["127.0.0.1"])))
+        elapsed = time.monotonic() - started
+    # Then the whole host ends within its budget, every service with a timeout status
+    assert elapsed < 4
+    assert len(outcome.services) == 3
+    assert {s.status for s in outcome.services} == {ProbeStatus.TIMEOUT}
+    assert any(s.detail == "host time budget spent" for s in outcome.services)

@@ -77,6 +77,8 @@ def scan(
         help="Bytes one probe may read from one service")] = 8 * 1024 * 1024,
     probe_time: Annotated[float, typer.Option(
         help="Seconds all probes of one service may take")] = 60.0,
+    host_time: Annotated[float, typer.Option(
+        help="Seconds all probes of one address may take")] = 600.0,
     allow_large: Annotated[bool, typer.Option("--allow-large",
         help="Allow a scan of more than 65,536 addresses")] = False,
     log_file: Annotated[Path | None, typer.Option(help="Write a debug log here")] = None,
@@ -108,6 +110,7 @@ def scan(
         try_default_logins=try_default_logins,
         byte_budget=byte_budget,
         probe_time=probe_time,
+        host_time=host_time,
         allow_large=allow_large,
         log_file=log_file,
         progress=progress,

@@ -35,6 +35,7 @@ class Limits:
     retries: int = 1  # extra connect attempts after a timeout
     byte_budget: int = 8 * 1024 * 1024  # bytes one probe may read from one service
     probe_time: float = 60.0  # wall time one service's probes may take
+    host_time: float = 600.0  # wall time all probes of one address may take
     threads: int = 8  # bounded pool for blocking libraries
 
 

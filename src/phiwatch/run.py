@@ -52,6 +52,7 @@ class ScanRequest:
     try_default_logins: bool = False
     byte_budget: int = 8 * 1024 * 1024
     probe_time: float = 60.0
+    host_time: float = 600.0
     allow_large: bool = False
     log_file: Path | None = None
     progress: str = "auto"
@@ -78,6 +79,8 @@ def _check_numbers(request: ScanRequest) -> None:
         raise TargetError("--byte-budget must be between 4096 and 1073741824")
     if not 1 <= request.probe_time <= 3600:
         raise TargetError("--probe-time must be between 1 and 3600 seconds")
+    if not 1 <= request.host_time <= 86400:
+        raise TargetError("--host-time must be between 1 and 86400 seconds")
     for title, flag in ((request.calling_ae, "--calling-ae"), (request.called_ae, "--called-ae")):
         if not valid_ae_title(title):
             raise TargetError(f"{flag} must be 1-16 printable ASCII characters without '\\'")
@@ -124,6 +127,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
         retries=request.retries,
         byte_budget=request.byte_budget,
         probe_time=request.probe_time,
+        host_time=request.host_time,
     )
     dicom_options = dicom.DicomOptions(
         called_ae=request.called_ae,

@@ -58,11 +58,13 @@ class Scanner:
         self.services: list[Service] = []
         self.findings: list[Finding] = []
         self._remaining: dict[str, int] = {}
+        self._host_started: dict[str, float] = {}
         self.progress = Progress(total=0)
 
     def _jobs(self, targets: TargetSet) -> Iterator[tuple[str, int]]:
         for address in targets.addresses():
             self._remaining[address] = len(self.config.ports)
+            self._host_started[address] = time.monotonic()
             for port in self.config.ports:
                 yield address, port
 
@@ -91,6 +93,7 @@ class Scanner:
                 self._remaining[host] = remaining
             else:
                 del self._remaining[host]
+                del self._host_started[host]
                 self.progress.done += 1
                 self.listener("host-done", host)
 
@@ -99,12 +102,17 @@ class Scanner:
             channel = await self.engine.connect(host, port)
         except ProbeFailure:
             return  # refused, filtered or unreachable: not an open service
+        limits = self.config.limits
+        host_left = limits.host_time - (time.monotonic() - self._host_started[host])
         try:
-            async with asyncio.timeout(self.config.limits.probe_time):
+            if host_left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(min(limits.probe_time, host_left)):
                 service = await service_on(self.engine, host, port, channel, self.config.probes)
         except TimeoutError:
+            why = "probe time limit reached" if host_left > limits.probe_time else "host time budget spent"
             service = Service(host=host, port=port, protocol="unknown",
-                              status=ProbeStatus.TIMEOUT, detail="probe time limit reached")
+                              status=ProbeStatus.TIMEOUT, detail=why)
         except Exception as exc:  # a probe bug must not sink the scan; no message (may echo input)
             service = Service(host=host, port=port, protocol="unknown", status=ProbeStatus.ERROR,
                               detail=f"internal error in probe: {type(exc).__name__}")
