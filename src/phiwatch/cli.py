@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .models import Severity
+from .models import ScanResult, Severity
 from .targets import TargetError
 
 app = typer.Typer(
@@ -131,6 +131,64 @@ def schema() -> None:
     from .reports.json_report import schema as scan_schema
 
     print(json.dumps(scan_schema(), indent=2))
+
+
+def _load_scan(reference: str, db: Path | None) -> ScanResult:
+    """A scan.json file, or a scan id from the store."""
+    from pydantic import ValidationError
+
+    from .store import Store
+
+    path = Path(reference)
+    if path.is_dir():
+        path = path / "scan.json"
+    if path.is_file():
+        try:
+            return ScanResult.model_validate_json(path.read_bytes())
+        except (ValidationError, ValueError) as exc:
+            raise UserError(f"{str(path)!r} is not a phiwatch scan.json ({type(exc).__name__})") from exc
+    if reference.endswith(".json") or "/" in reference:
+        raise UserError(f"no such scan file: {reference!r}")
+    store = Store(db)
+    try:
+        result = store.load(reference)
+    finally:
+        store.close()
+    if result is None:
+        raise UserError(f"no scan.json file and no stored scan named {reference!r}")
+    return result
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="Older scan: a scan.json, its folder, or a stored scan id")],
+    new: Annotated[str, typer.Argument(help="Newer scan: a scan.json, its folder, or a stored scan id")],
+    db: DbPath = None,
+    fail_on_new: Annotated[bool, typer.Option("--fail-on-new",
+        help="Exit 1 when the newer scan has findings the older one did not")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the difference as JSON")] = False,
+) -> None:
+    """List new, fixed and changed findings between two scans."""
+    from .diff import diff_scans
+
+    result = diff_scans(_load_scan(old, db), _load_scan(new, db))
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        out = Console(highlight=False, soft_wrap=True)
+        out.print(f"{result.old_scan} -> {result.new_scan}: {len(result.new)} new, "
+                  f"{len(result.fixed)} fixed, {len(result.changed)} changed, "
+                  f"{result.unchanged} unchanged", markup=False)
+        for label, findings in (("new", result.new), ("fixed", result.fixed)):
+            for f in findings:
+                out.print(f"  {label:<7} {f.severity.value:<8} {f.host}:{f.port}/{f.protocol} "
+                          f"{f.check_id}", markup=False)
+        for change in result.changed:
+            f = change.after
+            out.print(f"  changed {f.severity.value:<8} {f.host}:{f.port}/{f.protocol} {f.check_id}: "
+                      f"{'; '.join(change.what)}", markup=False)
+    if fail_on_new and result.new:
+        raise typer.Exit(1)
 
 
 @app.command()
