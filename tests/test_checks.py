@@ -78,3 +78,17 @@ def test_a_guessed_ae_title_is_its_own_finding():
     found = ids(service)
     assert "dicom_default_ae_title_accepted" in found
     assert "dicom_any_called_ae_accepted" not in found
+
+
+def test_an_exposure_behind_a_blank_login_is_reported_as_the_blank_login():
+    from phiwatch.models import DicomWebExposure, HttpFacts
+
+    reached = DicomWebExposure(root="/dicom-web", result="exposed", access="blank-login", studies=4,
+                               instances=8, phi_attributes=["PatientName"])
+    facts = HttpFacts(scheme="http", blank_login=True, auth_scheme="Basic", dicomweb=[reached])
+    service = Service(host="127.0.0.1", port=8042, protocol="http", status=ProbeStatus.EXPOSED, http=facts)
+    found = {f.check_id: f for f in evaluate(service)}
+    assert found["web_blank_login_accepted"].severity == "critical"
+    assert found["web_blank_login_accepted"].exposure.studies == 4
+    assert "dicomweb_studies_exposed" not in found  # not open to anyone without the blank login
+    assert "web_credentials_over_http" in found

@@ -22,15 +22,26 @@ def _exposed(facts: HttpFacts) -> list[DicomWebExposure]:
     return [d for d in facts.dicomweb if d.result == "exposed"]
 
 
+def _first_exposure(facts: HttpFacts, access: str) -> DicomWebExposure | None:
+    """The first DICOMweb exposure reached with this kind of access, if any."""
+    return next((d for d in _exposed(facts) if d.access == access), None)
+
+
+def _counts(exposure: DicomWebExposure | None) -> Exposure | None:
+    if exposure is None:
+        return None
+    return Exposure(studies=exposure.studies, instances=exposure.instances,
+                    phi_attributes=exposure.phi_attributes)
+
+
 @check
 def dicomweb_studies_exposed(service: Service) -> Observation | None:
     facts = _facts(service)
     if facts is None:
         return None
-    exposed = [d for d in _exposed(facts) if d.access == "none"]
-    if not exposed:
+    first = _first_exposure(facts, "none")
+    if first is None:
         return None
-    first = exposed[0]
     how = "exactly, from the server's statistics" if first.exact else "by bounded QIDO-RS paging"
     counted = f"at least {first.studies}" if first.truncated else str(first.studies)
     phi = ", ".join(first.phi_attributes) or "none seen"
@@ -40,8 +51,7 @@ def dicomweb_studies_exposed(service: Service) -> Observation | None:
             f"{counted} studies and {first.instances} instances (counted {how}); "
             f"non-empty PHI attributes: {phi}."
         ),
-        exposure=Exposure(studies=first.studies, instances=first.instances,
-                          phi_attributes=first.phi_attributes),
+        exposure=_counts(first),
     )
 
 
@@ -50,16 +60,11 @@ def web_blank_login_accepted(service: Service) -> Observation | None:
     facts = _facts(service)
     if facts is None or not facts.blank_login:
         return None
-    exposed = [d for d in _exposed(facts) if d.access == "blank-login"]
-    exposure = None
-    note = ""
-    if exposed:
-        exposure = Exposure(studies=exposed[0].studies, instances=exposed[0].instances,
-                            phi_attributes=exposed[0].phi_attributes)
-        note = f"; with it, QIDO-RS listed {exposed[0].studies} studies"
+    reached = _first_exposure(facts, "blank-login")
+    note = f"; with it, QIDO-RS listed {reached.studies} studies" if reached else ""
     return Observation(
         evidence=f"An empty user name and password were accepted by {_products(facts)}{note}.",
-        exposure=exposure,
+        exposure=_counts(reached),
     )
 
 
@@ -68,19 +73,14 @@ def web_default_login_accepted(service: Service) -> Observation | None:
     facts = _facts(service)
     if facts is None or facts.default_login_user is None:
         return None
-    exposed = [d for d in _exposed(facts) if d.access == "default-login"]
-    exposure = None
-    note = ""
-    if exposed:
-        exposure = Exposure(studies=exposed[0].studies, instances=exposed[0].instances,
-                            phi_attributes=exposed[0].phi_attributes)
-        note = f"; with it, {exposed[0].studies} studies were listed"
+    reached = _first_exposure(facts, "default-login")
+    note = f"; with it, {reached.studies} studies were listed" if reached else ""
     return Observation(
         evidence=(
             f"The well-known default login of user {facts.default_login_user!r} was accepted by "
             f"{_products(facts)} (after {facts.default_logins_tried} attempt(s)){note}."
         ),
-        exposure=exposure,
+        exposure=_counts(reached),
     )
 
 
