@@ -34,7 +34,7 @@ _SMB_BODY = b"\x00" + len(_SMB_DIALECTS).to_bytes(2, "little") + _SMB_DIALECTS
 SMB_NEGOTIATE = (
     b"\x00" + (len(_SMB_HEADER) + len(_SMB_BODY)).to_bytes(3, "big") + _SMB_HEADER + _SMB_BODY
 )
-NOT_DICOM = {ProbeStatus.PROTOCOL_ERROR, ProbeStatus.RESET, ProbeStatus.TIMEOUT}
+NOT_THIS_PROTOCOL = {ProbeStatus.PROTOCOL_ERROR, ProbeStatus.RESET, ProbeStatus.TIMEOUT}
 
 
 @dataclass(frozen=True)
@@ -71,17 +71,21 @@ async def service_on(
 async def _identify(
     engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
 ) -> Service:
-    if port in dicom.DEFAULT_PORTS:
-        service = await _dicom_service(engine, host, port, options.dicom, channel, "port")
-        if service.status is not ProbeStatus.PROTOCOL_ERROR:
+    if port in dicom.DEFAULT_PORTS or port in http.DEFAULT_PORTS:
+        if port in dicom.DEFAULT_PORTS:
+            service = await _dicom_service(engine, host, port, options.dicom, channel, "port")
+            by_port_failed = service.status is ProbeStatus.PROTOCOL_ERROR
+        else:
+            await channel.close()
+            tls = port in http.TLS_PORTS
+            service = await _http_service(engine, host, port, options.http, tls, "port")
+            by_port_failed = service.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}
+        if not by_port_failed:
             return service
-        channel = await engine.connect(host, port)  # not DICOM after all: ask its bytes
-    elif port in http.DEFAULT_PORTS:
-        await channel.close()
-        service = await _http_service(engine, host, port, options.http, port in http.TLS_PORTS, "port")
-        if service.status not in NOT_DICOM | {ProbeStatus.TLS_ERROR}:
+        try:  # not the port's usual protocol after all: ask its own bytes
+            channel = await engine.connect(host, port)
+        except ProbeFailure:
             return service
-        channel = await engine.connect(host, port)  # not HTTP after all: ask its bytes
     banner = await _banner(channel, options.identify.banner_wait)
     await channel.close()
     if banner is None:
@@ -109,7 +113,7 @@ async def _probes_in_turn(engine: Engine, host: str, port: int, options: ProbeOp
     if await _speaks_http(engine, host, port, options.identify, tls=False):
         return await _http_service(engine, host, port, options.http, False, "probe")
     service = await _dicom_service(engine, host, port, options.dicom, None, "probe")
-    if service.status not in NOT_DICOM:
+    if service.status not in NOT_THIS_PROTOCOL:
         return service
     if await _smb(engine, host, port, options.identify):
         return Service(host=host, port=port, protocol="smb", status=ProbeStatus.OPEN,
@@ -155,7 +159,7 @@ async def _tls(engine: Engine, host: str, port: int, options: ProbeOptions) -> S
     if await _speaks_http(engine, host, port, options.identify, tls=True):
         return await _http_service(engine, host, port, options.http, True, "probe")
     service = await _dicom_service(engine, host, port, options.dicom, None, "probe", tls=True)
-    if service.status in NOT_DICOM:
+    if service.status in NOT_THIS_PROTOCOL:
         service = Service(host=host, port=port, protocol="tls", status=ProbeStatus.OPEN,
                           identified_by="probe")
     service.tls = tls_facts
