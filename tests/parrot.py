@@ -89,12 +89,19 @@ async def read_pdu(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 class Parrot:
-    """Serve one scenario on 127.0.0.1:<ephemeral port> from a background thread."""
+    """Serve one scenario on 127.0.0.1:<ephemeral port> (or a given address) from a thread."""
 
-    def __init__(self, scenario: Scenario, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.scenario = scenario
         self.ssl_context = ssl_context
-        self.port = 0
+        self.host = host
+        self.port = port
         self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -108,7 +115,9 @@ class Parrot:
         self._loop.run_forever()
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.ssl_context)
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, ssl=self.ssl_context, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -283,3 +283,14 @@ def test_a_truncated_identifier_counts_as_a_match_and_its_bytes_are_not_kept():
     assert outcome.facts.query.studies == 1
     assert outcome.facts.query.phi_attributes == ["PatientName"]
     assert "junk" not in outcome.facts.model_dump_json()
+
+
+def test_a_dicom_default_port_that_speaks_http_is_identified_from_its_bytes():
+    # Given an HTTP-answering peer on a DICOM default port (11112) of its own loopback address
+    with Parrot(garbage, host="127.0.0.2", port=11112):
+        config = ScanConfig(ports=[11112], limits=Limits(timeout=TIMEOUT, retries=0))
+        outcome = asyncio.run(Scanner(config).run(build_targets(["127.0.0.2"])))
+    # Then the DICOM attempt fails as a protocol error and the bytes say HTTP
+    [service] = outcome.services
+    assert (service.protocol, service.identified_by) == ("http", "probe")
+    assert service.dicom is None and service.http is not None
