@@ -23,7 +23,7 @@ deps:
 demo: deps install
 	$(BIN)/phiwatch lab up
 	$(BIN)/phiwatch scan 127.0.0.1 -p $(LAB_PORTS) --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
-	@echo "Report: $(CURDIR)/$(OUT)/scan.json (schema: $(BIN)/phiwatch schema; stop the lab with: make lab-down)"
+	@echo "Report: $(CURDIR)/$(OUT)/report.html (data: $(OUT)/scan.json; stop the lab with: make lab-down)"
 
 test: deps install
 	$(BIN)/ruff check src tests bench

@@ -160,6 +160,29 @@ def _load_scan(reference: str, db: Path | None) -> ScanResult:
 
 
 @app.command()
+def report(
+    scan_ref: Annotated[str, typer.Argument(metavar="SCAN",
+        help="A scan.json, its folder, or a stored scan id")],
+    formats: Annotated[str, typer.Option("--format", "-f",
+        help="Comma-separated: html, csv, sarif, md, json")] = "html,csv,sarif,md",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the reports")] = Path("."),
+    db: DbPath = None,
+) -> None:
+    """Render reports from a stored scan or a scan.json."""
+    from .reports import FORMATS, write_reports
+
+    chosen = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise UserError(f"unknown report format {unknown[0] if unknown else formats!r}; "
+                        f"choose from {', '.join(FORMATS)}")
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {str(output)!r} is not a directory")
+    for path in write_reports(_load_scan(scan_ref, db), output, list(dict.fromkeys(chosen))):
+        err.print(f"{path.name} written to {path}", markup=False)
+
+
+@app.command()
 def diff(
     old: Annotated[str, typer.Argument(help="Older scan: a scan.json, its folder, or a stored scan id")],
     new: Annotated[str, typer.Argument(help="Newer scan: a scan.json, its folder, or a stored scan id")],

@@ -21,6 +21,7 @@ from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
 from .probes import dicom, http
 from .probes.dicom_ul import valid_ae_title
 from .probes.identify import ProbeOptions
+from .reports import write_reports
 from .reports.json_report import write_scan_json, write_schema
 from .scanner import ScanConfig, Scanner
 from .store import Store
@@ -186,6 +187,8 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
         path = write_scan_json(result, request.output)
         write_schema(request.output)
         console.print(f"scan.json written to {path}", markup=False)
+        [html] = write_reports(result, request.output, ["html"])
+        console.print(f"report.html written to {html}", markup=False)
     if request.store:
         store = Store(request.db)
         store.save(result)

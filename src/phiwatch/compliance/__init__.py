@@ -1,0 +1,145 @@
+"""Compliance mappings as data: which framework requirements each check id bears on.
+
+Checks never name a framework; the JSON files here map check ids to requirement ids,
+and reports ask this module. A requirement fails when a finding of severity low or
+above maps to it; informational findings are counted but do not fail it. A requirement
+no check maps to is "not assessed" (a network scan cannot observe it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..models import Finding, Severity
+
+FILES = ("hipaa.json", "gdpr.json")
+
+
+class ComplianceError(Exception):
+    pass
+
+
+class Requirement(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=2)
+    title: str = Field(min_length=3)
+    description: str = Field(min_length=10)
+    checks: list[str] = []
+
+    @model_validator(mode="after")
+    def _unique_checks(self) -> Requirement:
+        if len(set(self.checks)) != len(self.checks):
+            raise ValueError(f"{self.id}: a check id is listed twice")
+        return self
+
+
+class Framework(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    framework: str = Field(min_length=2)
+    name: str
+    version: str
+    requirements: list[Requirement] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_requirements(self) -> Framework:
+        ids = [r.id for r in self.requirements]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{self.framework}: a requirement id is listed twice")
+        return self
+
+
+class RequirementSummary(BaseModel):
+    id: str
+    title: str
+    status: Literal["fail", "pass", "not-assessed"]
+    findings: dict[Severity, int] = Field(description="Findings mapped to this requirement, by severity")
+    checks: list[str] = Field([], description="Check ids that fired against this requirement")
+
+
+class FrameworkSummary(BaseModel):
+    framework: str
+    name: str
+    version: str
+    failing: int
+    passing: int
+    not_assessed: int
+    requirements: list[RequirementSummary]
+
+
+@cache
+def frameworks_by_id() -> dict[str, Framework]:
+    folder = resources.files(__name__)
+    loaded: dict[str, Framework] = {}
+    for filename in FILES:
+        try:
+            framework = Framework.model_validate(json.loads(folder.joinpath(filename).read_text("utf-8")))
+        except (OSError, ValueError, ValidationError) as exc:
+            raise ComplianceError(f"{filename}: {exc}") from exc
+        if framework.framework in loaded:
+            raise ComplianceError(f"{filename}: duplicate framework {framework.framework}")
+        loaded[framework.framework] = framework
+    return loaded
+
+
+def frameworks() -> list[Framework]:
+    return list(frameworks_by_id().values())
+
+
+@cache
+def _index() -> dict[str, dict[str, list[str]]]:
+    index: dict[str, dict[str, list[str]]] = {}
+    for framework in frameworks():
+        for requirement in framework.requirements:
+            for check_id in requirement.checks:
+                index.setdefault(check_id, {}).setdefault(framework.framework, []).append(requirement.id)
+    return index
+
+
+def requirements_for(check_id: str) -> dict[str, list[str]]:
+    """Framework id (e.g. "HIPAA") -> requirement ids this check maps to; every framework listed."""
+    mapped = _index().get(check_id, {})
+    return {framework.framework: list(mapped.get(framework.framework, [])) for framework in frameworks()}
+
+
+def _fails(severity: Severity) -> bool:
+    return severity.rank >= Severity.LOW.rank
+
+
+def summarise(findings: Iterable[Finding]) -> list[FrameworkSummary]:
+    findings = list(findings)
+    summaries = []
+    for framework in frameworks():
+        rows = []
+        for requirement in framework.requirements:
+            mapped = set(requirement.checks)
+            hits = [f for f in findings if f.check_id in mapped]
+            counts = {severity: 0 for severity in Severity}
+            for finding in hits:
+                counts[finding.severity] += 1
+            if not mapped:
+                status: Literal["fail", "pass", "not-assessed"] = "not-assessed"
+            elif any(_fails(f.severity) for f in hits):
+                status = "fail"
+            else:
+                status = "pass"
+            fired = sorted({f.check_id for f in hits})
+            rows.append(RequirementSummary(id=requirement.id, title=requirement.title, status=status,
+                                           findings=counts, checks=fired))
+        summaries.append(FrameworkSummary(
+            framework=framework.framework,
+            name=framework.name,
+            version=framework.version,
+            failing=sum(r.status == "fail" for r in rows),
+            passing=sum(r.status == "pass" for r in rows),
+            not_assessed=sum(r.status == "not-assessed" for r in rows),
+            requirements=rows,
+        ))
+    return summaries

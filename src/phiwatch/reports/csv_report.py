@@ -1,0 +1,60 @@
+"""findings.csv: one row per finding, for spreadsheets and ticket imports.
+
+Every cell comes from a Finding (plus its compliance mapping and the host's country).
+Cells a spreadsheet would run as a formula (= + - @ tab CR LF first) get a leading '.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from ..compliance import requirements_for
+from ..geo import locate
+from ..models import Finding, ScanResult
+
+COLUMNS = [
+    "scan_id", "check_id", "title", "severity", "host", "port", "protocol", "country", "evidence",
+    "studies", "instances", "files_dicom", "files_hl7", "files_x12", "phi_attributes", "hipaa", "gdpr",
+    "remediation",
+]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def defuse(value: object) -> str:
+    text = str(value).replace("\x00", "")
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def row(scan_id: str, finding: Finding) -> list[str]:
+    exposure = finding.exposure
+    mapped = requirements_for(finding.check_id)
+    values: list[object] = [
+        scan_id, finding.check_id, finding.title, finding.severity.value, finding.host, finding.port,
+        finding.protocol, locate(finding.host).label, finding.evidence,
+        exposure.studies if exposure else "", exposure.instances if exposure else "",
+        exposure.files.dicom if exposure else "", exposure.files.hl7 if exposure else "",
+        exposure.files.x12 if exposure else "", ";".join(exposure.phi_attributes) if exposure else "",
+        ";".join(mapped.get("HIPAA", [])), ";".join(mapped.get("GDPR", [])), finding.remediation,
+    ]
+    return [defuse(value) for value in values]
+
+
+def render(result: ScanResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for finding in result.findings:
+        writer.writerow(row(result.scan.id, finding))
+    return buffer.getvalue()
+
+
+def write(result: ScanResult, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "findings.csv"
+    temporary = path.with_suffix(".csv.tmp")
+    temporary.write_text(render(result), encoding="utf-8", newline="")
+    os.replace(temporary, path)
+    return path

@@ -1,0 +1,360 @@
+"""report.html: one self-contained page, opened in real headless Chromium (Debian's chromium and
+chromium-driver, no network): it renders the right numbers, its SVG charts are visible, hostile text
+from scanned hosts stays text, nothing runs and the console stays clean."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from phiwatch.models import (
+    AssociationReject,
+    ContextResult,
+    DicomFacts,
+    DicomWebExposure,
+    Exposure,
+    FileCounts,
+    Finding,
+    HttpFacts,
+    ProbeStatus,
+    ProductMatch,
+    RejectReason,
+    ScanInfo,
+    ScanOptions,
+    ScanResult,
+    Service,
+    StudyExposure,
+    TargetSummary,
+    TlsFacts,
+)
+from phiwatch.reports import html
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+SCRIPT_TAG = "<script>alert(1)</script>"
+IMG_TAG = "<img src=x onerror=alert(1)>"
+HOSTILE_SERVER = f"nginx {SCRIPT_TAG}"
+HOSTILE_TITLE = f"PACS {IMG_TAG} login"
+HOSTILE_EVIDENCE = f"server said {SCRIPT_TAG} and {IMG_TAG}"
+HOSTILE_PRODUCT = '"><svg onload=alert(1)>'
+
+
+def _catalog_finding(check_id: str, service: Service, evidence: str, exposure: Exposure | None = None) -> Finding:
+    from phiwatch.checks.metadata import load_catalog
+
+    entry = load_catalog()[check_id]
+    return Finding(check_id=check_id, title=entry.title, severity=entry.severity, host=service.host,
+                   port=service.port, protocol=service.protocol, evidence=evidence, exposure=exposure,
+                   remediation=entry.remediation, references=list(entry.references))
+
+
+def sample_result() -> ScanResult:
+    start = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+    options = ScanOptions(ports=[104, 443, 4242, 8042, 11112], concurrency=64, per_host=4, rate=100.0, timeout=2.0,
+                          retries=1, max_matches=200, calling_ae="PHIWATCH", called_ae="ANY-SCP", guess_aet=False,
+                          byte_budget=1 << 20)
+    info = ScanInfo(id="20250314T092653Z-abc123", start=start, end=start + timedelta(minutes=2, seconds=5),
+                    version="0.1.0", options=options,
+                    targets=TargetSummary(specs=["127.0.0.1", "10.1.2.0/24", "192.0.2.10", "8.8.8.8"],
+                                          excludes=[], addresses=259, ports=options.ports),
+                    complete=True, addresses_done=259)
+    orthanc = Service(
+        host="127.0.0.1", port=4242, protocol="dicom", status=ProbeStatus.EXPOSED, identified_by="probe",
+        dicom=DicomFacts(
+            called_ae="ANY-SCP", calling_ae="PHIWATCH", association="accepted",
+            implementation_class_uid="1.2.826.0.1.3680043.2.1143", implementation_version_name="OrthancTest",
+            vendor="Orthanc project", product="Orthanc 1.12.1",
+            contexts=[ContextResult(name="study-root-find", abstract_syntax="1.2.840.10008.5.1.4.1.2.2.1",
+                                    accepted=True, result=0)],
+            echo_status=0, released=True,
+            query=StudyExposure(status="exposed", information_model="study-root", studies=3, instances=42,
+                                modalities=["CT", "MR"], phi_attributes=["PatientName", "PatientID",
+                                                                         "PatientBirthDate"]),
+        ),
+    )
+    web = Service(
+        host="8.8.8.8", port=443, protocol="https", status=ProbeStatus.EXPOSED, identified_by="probe",
+        tls=TlsFacts(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", subject="CN=pacs", issuer="CN=pacs",
+                     self_signed=True, expired=False),
+        http=HttpFacts(
+            scheme="https", status_code=200, server=HOSTILE_SERVER, title=HOSTILE_TITLE,
+            products=[ProductMatch(product="Orthanc Explorer", version="1.12.1", path="/app/explorer.html",
+                                   kind="ui"),
+                      ProductMatch(product=HOSTILE_PRODUCT, path="/", kind="ui")],
+            open_paths=["/app/explorer.html"],
+            dicomweb=[DicomWebExposure(root="/dicom-web", status_code=200, result="exposed", studies=5,
+                                       instances=100, phi_attributes=["PatientName"])],
+        ),
+    )
+    locked = Service(
+        host="10.1.2.3", port=104, protocol="dicom", status=ProbeStatus.REJECTED, identified_by="port",
+        dicom=DicomFacts(called_ae="ANY-SCP", calling_ae="PHIWATCH", association="rejected",
+                         reject=AssociationReject(result=1, source=1, reason=7,
+                                                  reason_name=RejectReason.CALLED_AE_NOT_RECOGNIZED,
+                                                  permanent=True)),
+    )
+    refusing = Service(
+        host="10.1.2.3", port=11112, protocol="dicom", status=ProbeStatus.QUERY_REFUSED, identified_by="probe",
+        dicom=DicomFacts(called_ae="ANY-SCP", calling_ae="PHIWATCH", association="accepted",
+                         vendor="OFFIS", product="DCMTK 3.6.7",
+                         query=StudyExposure(status="refused", refusal="status", failure_status=0xA700)),
+    )
+    login = Service(
+        host="192.0.2.10", port=8042, protocol="http", status=ProbeStatus.ACCEPTED, identified_by="probe",
+        http=HttpFacts(scheme="http", status_code=401, server="Orthanc", auth_scheme="Basic",
+                       products=[ProductMatch(product="Orthanc", path="/system", kind="api")]),
+    )
+    findings = [
+        _catalog_finding("dicom_study_data_exposed", orthanc,
+                         "One STUDY-level C-FIND (study-root) returned 3 studies linking 42 instances.",
+                         Exposure(studies=3, instances=42, files=FileCounts(dicom=42, hl7=2, x12=1),
+                                  phi_attributes=["PatientName", "PatientID", "PatientBirthDate"])),
+        _catalog_finding("dicom_any_called_ae_accepted", orthanc,
+                         "Association accepted for the arbitrary called AE title 'ANY-SCP'."),
+        _catalog_finding("dicom_no_tls", orthanc,
+                         "Association accepted over plain TCP; the service did not use TLS."),
+        _catalog_finding("dicomweb_studies_exposed", web, HOSTILE_EVIDENCE,
+                         Exposure(studies=5, instances=100, phi_attributes=["PatientName"])),
+        _catalog_finding("web_credentials_over_http", login,
+                         "Orthanc asks for credentials (HTTP Basic) over plain HTTP."),
+        _catalog_finding("dicom_query_refused", refusing,
+                         "Association accepted; the C-FIND was refused (status)."),
+    ]
+    return ScanResult(scan=info, services=[orthanc, web, locked, refusing, login], findings=findings)
+
+
+# --- rendering without a browser -----------------------------------------------------------
+
+
+def test_hostile_text_is_escaped_and_nothing_runs_or_fetches():
+    page = html.render(sample_result())
+    assert "<script" not in page.lower()
+    assert "<img" not in page.lower()
+    assert "onerror=alert" not in page.replace("&lt;img src=x onerror=alert(1)&gt;", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<svg onload" not in page
+    # Nothing is fetched: no external URL in any src/href, and the CSP forbids it anyway.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page, re.IGNORECASE)
+    assert "@import" not in page and "url(" not in page
+    assert "default-src 'none'" in page
+
+
+def test_write_puts_report_html_in_the_directory(tmp_path):
+    path = html.write(sample_result(), tmp_path / "out")
+    assert path == tmp_path / "out" / "report.html"
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_empty_scan_renders():
+    result = sample_result()
+    empty = ScanResult(scan=result.scan.model_copy(update={"complete": False, "addresses_done": 7}))
+    page = html.render(empty)
+    assert "partial" in page and "No findings." in page and "<svg" not in page
+
+
+def test_place_labels_without_or_with_the_geo_module():
+    assert html.place_of("127.0.0.1").label == "Loopback"
+    assert html.place_of("10.1.2.3").kind == "private"
+    assert html.place_of("192.0.2.10").kind == "reserved"
+    assert html.place_of("not-an-address").kind == "unknown"
+    locate = html._locator()
+    if locate is not None:
+        assert html.place_of("127.0.0.1", locate).kind == "loopback"
+        assert html.place_of("10.1.2.3", locate).kind == "private"
+
+
+def test_port_ranges():
+    assert html.port_ranges([11112, 104, 21100, 21101, 21102, 4242]) == "104, 4242, 11112, 21100-21102"
+    assert html.port_ranges([]) == ""
+
+
+def test_clean_neutralises_controls_and_bidi_overrides():
+    assert html.clean("a\u202eb\x00c\x1b[31md") == "a?b?c?[31md"
+    assert html.clean("line\r\none\ttwo") == "line one two"
+    assert html.clean("x" * 500, 10) == "x" * 9 + "…"
+
+
+# --- real browser -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Debian chromium and chromium-driver are not installed (run scripts/install-debian-deps.sh)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--disable-default-apps", "--disable-extensions",
+                     "--window-size=1280,900",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.unhandled_prompt_behavior = "ignore"  # a dialog stays open, so the test can see it
+    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _open(driver, path: Path) -> None:
+    driver.get_log("browser")  # nothing from earlier pages counts
+    driver.get(path.resolve().as_uri())
+
+
+def _no_dialog(driver) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - raises when no dialog is open
+
+
+def _severe(driver) -> list[dict]:
+    return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+
+
+def test_the_harness_sees_a_dialog(browser, tmp_path):
+    """Control: a page that runs alert() and logs an error is caught, so the checks below mean something."""
+    control = tmp_path / "control.html"
+    control.write_text("<!DOCTYPE html><title>control</title><script>console.error('control'); alert(1)</script>",
+                       encoding="utf-8")
+    _open(browser, control)
+    assert browser.switch_to.alert.text == "1"
+    browser.switch_to.alert.dismiss()
+    assert any("control" in entry["message"] for entry in _severe(browser))  # and sees console errors
+
+
+def test_report_in_chromium(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    path = html.write(sample_result(), tmp_path)
+    _open(browser, path)
+    _no_dialog(browser)
+
+    assert browser.title == "phiwatch report 20250314T092653Z-abc123"
+    assert browser.execute_script("return document.readyState") == "complete"
+
+    def tile(name: str) -> str:
+        return browser.find_element(By.CSS_SELECTOR, f"#tile-{name} [data-value]").text.strip()
+
+    assert tile("exposed") == "2"  # Orthanc over DICOM, the DICOMweb server
+    assert tile("studies") == "8"  # 3 + 5
+    assert tile("instances") == "142"  # 42 + 100
+    assert tile("files") == "45"  # 42 DICOM + 2 HL7 + 1 X12
+    assert "DICOM 42 · HL7 2 · X12 1" in browser.find_element(By.ID, "tile-files").text
+    assert tile("findings") == "6"
+    severities = {b.get_attribute("data-severity"): b.text for b in
+                  browser.find_elements(By.CSS_SELECTOR, "#tile-findings [data-severity]")}
+    expected = Counter(f.severity.value for f in sample_result().findings)
+    levels = ("critical", "high", "medium", "low", "info")
+    assert severities == {s: f"{s.upper()} {expected.get(s, 0)}" for s in levels}
+    assert tile("hosts") == "4"
+
+    charts = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")
+    ids = {c.find_element(By.XPATH, "..").get_attribute("id") for c in charts}
+    assert {"chart-severity", "chart-protocol", "chart-products", "chart-country"} <= ids
+    for svg in charts:
+        assert svg.get_attribute("role") == "img" and svg.get_attribute("aria-label")
+        assert svg.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+        assert svg.is_displayed()
+        assert svg.size["width"] > 100 and svg.size["height"] > 20
+        bars = [b for b in svg.find_elements(By.CSS_SELECTOR, "rect.bar") if float(b.get_attribute("width")) > 0]
+        assert bars, svg.get_attribute("aria-label")
+        assert all(b.size["width"] > 0 and b.size["height"] > 0 for b in bars)
+    labels = browser.find_element(By.ID, "chart-country").get_attribute("textContent")
+    assert "Loopback" in labels and "Private network" in labels
+    if importlib.util.find_spec("phiwatch.geo") is not None:
+        from phiwatch.geo import locate
+
+        assert locate("8.8.8.8").kind == "public"
+        assert html.place_of("8.8.8.8", locate).label in labels  # a country from the offline database
+    products = browser.find_element(By.ID, "chart-products").get_attribute("textContent")
+    assert "Orthanc 1.12.1" in products and "DCMTK 3.6.7" in products
+
+    # Hostile text is visible as literal text, in the services table and in the finding.
+    visible = browser.find_element(By.TAG_NAME, "body").text
+    for hostile in (HOSTILE_SERVER, HOSTILE_TITLE, HOSTILE_EVIDENCE):
+        assert hostile in visible
+    assert HOSTILE_PRODUCT in visible
+    assert browser.find_elements(By.TAG_NAME, "script") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "img, iframe, object, embed, link[rel=stylesheet]") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "svg svg") == []  # the hostile <svg onload> stayed text
+    _no_dialog(browser)
+
+    # Findings come severity-first and carry the catalog's text and PHI attribute *names*.
+    articles = browser.find_elements(By.CSS_SELECTOR, "article.finding")
+    order = [a.get_attribute("class").split()[-1] for a in articles]
+    ranks = {"sev-critical": 4, "sev-high": 3, "sev-medium": 2, "sev-low": 1, "sev-info": 0}
+    assert [ranks[c] for c in order] == sorted((ranks[c] for c in order), reverse=True)
+    exposed = browser.find_element(By.CSS_SELECTOR, 'article.finding[data-check="dicom_study_data_exposed"]')
+    for text in ("PatientName", "PatientBirthDate", "3 studies", "42 instances", "42 DICOM files", "Remediation",
+                 "DICOM PS3.15", "127.0.0.1:4242/dicom"):
+        assert text in exposed.text, text
+    if importlib.util.find_spec("phiwatch.compliance") is not None:
+        from phiwatch.compliance import requirements_for
+
+        mapped = requirements_for("dicom_study_data_exposed")
+        for framework, ids in mapped.items():
+            for requirement in ids:
+                assert requirement in exposed.text, (framework, requirement)
+        compliance = browser.find_element(By.ID, "compliance").text
+        assert "HIPAA" in compliance and "GDPR" in compliance and "fail" in compliance
+    services = browser.find_element(By.ID, "services-table").text
+    assert "query-refused" in services and "rejected" in services and "TLSv1.3, self-signed" in services
+
+    assert _severe(browser) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.set_window_size(1280, 900)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, min(int(height) + 120, 12000))
+    assert browser.save_screenshot(str(ARTIFACTS / "report.png"))
+
+
+@pytest.mark.lab
+def test_report_from_a_real_lab_scan_in_chromium(lab, browser, tmp_path):
+    """A real scan of the lab's open Orthanc and a web fixture: report.html renders and holds no canary."""
+    from selenium.webdriver.common.by import By
+
+    from phiwatch.lab.canary import CANARY_STRINGS
+
+    wanted = {"orthanc-open", "orthanc-open-http", "pynetdicom-any"}  # canaries behind DICOM and HTTP
+    ports = sorted(s["port"] for s in lab["services"] if s["name"] in wanted)
+    assert len(ports) == len(wanted)
+    out = tmp_path / "scan"
+    done = subprocess.run([sys.executable, "-m", "phiwatch", "scan", lab["host"], "-p", ",".join(map(str, ports)),
+                           "--output", str(out), "--timeout", "2", "--no-db", "--progress", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = ScanResult.model_validate(json.loads((out / "scan.json").read_text()))
+    assert result.services
+    path = html.write(result, out)
+    page = path.read_text(encoding="utf-8")
+    for canary in CANARY_STRINGS:
+        assert canary.lower() not in page.lower(), canary
+    _open(browser, path)
+    _no_dialog(browser)
+    assert browser.find_elements(By.TAG_NAME, "script") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "article.finding")
+    for svg in browser.find_elements(By.CSS_SELECTOR, "figure.chart svg"):
+        assert svg.is_displayed() and svg.size["width"] > 0
+    assert _severe(browser) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / "lab-report.html")
+
