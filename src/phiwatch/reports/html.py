@@ -13,7 +13,7 @@ import ipaddress
 import os
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -23,6 +23,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..checks.metadata import CatalogEntry, CatalogError, load_catalog
+from ..compliance import FrameworkSummary, requirements_for, summarise
+from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
@@ -74,99 +76,9 @@ class Place:
     label: str  # "Germany (DE)", "Private network", ...
 
 
-def _locator() -> Callable[[str], Any] | None:
-    try:
-        from ..geo import locate
-    except ImportError:  # phiwatch.geo not installed yet: fall back to address classes
-        return None
-    return locate
-
-
-_FALLBACK_LABELS = {
-    "loopback": "Loopback",
-    "private": "Private network",
-    "link-local": "Link-local",
-    "multicast": "Multicast",
-    "reserved": "Reserved",
-    "public": "Public (country unknown)",
-    "unknown": "Unknown",
-}
-
-
-def _address_kind(address: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return "unknown"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_private:
-        # 192.0.2.0/24 and friends are documentation ranges: reserved, not a LAN.
-        documentation = any(
-            ip in ipaddress.ip_network(net)
-            for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
-            if ipaddress.ip_network(net).version == ip.version
-        )
-        return "reserved" if documentation else "private"
-    if ip.is_reserved or ip.is_unspecified:
-        return "reserved"
-    return "public" if ip.is_global else "reserved"
-
-
-def place_of(address: str, locate: Callable[[str], Any] | None = None) -> Place:
-    if locate is not None:
-        try:
-            found = locate(address)
-            kind = str(getattr(found, "kind", None) or "unknown")
-            label = getattr(found, "label", None)
-            if isinstance(label, str) and label:
-                return Place(kind, clean(label, 80))
-            code = getattr(found, "country_code", None)
-            name = getattr(found, "country_name", None)
-            if name and code:
-                return Place(kind, f"{clean(name, 60)} ({clean(code, 8)})")
-            if name or code:
-                return Place(kind, clean(name or code, 60))
-            return Place(kind, _FALLBACK_LABELS.get(kind, clean(kind, 30)))
-        except Exception:  # a lookup problem must never sink the report
-            pass
-    kind = _address_kind(address)
-    return Place(kind, _FALLBACK_LABELS[kind])
-
-
-# --- compliance (optional module) ------------------------------------------------------
-
-
-def _requirements_lookup() -> Callable[[str], dict[str, list[str]]] | None:
-    try:
-        from ..compliance import requirements_for
-    except ImportError:
-        return None
-    return requirements_for
-
-
-def _framework_summaries(findings: list[Finding]) -> list[Any] | None:
-    try:
-        from ..compliance import summarise
-    except ImportError:
-        return None
-    try:
-        return list(summarise(findings))
-    except Exception:  # a broken mapping file must not sink the report
-        return None
-
-
-def _attribution() -> str | None:
-    try:
-        from .. import geo
-    except ImportError:
-        return None
-    text = getattr(geo, "ATTRIBUTION", None)
-    return clean(text, 200) if isinstance(text, str) else None
+def place_of(address: str) -> Place:
+    found = locate(address)
+    return Place(found.kind, clean(found.label, 80))
 
 
 @dataclass
@@ -190,35 +102,31 @@ class FrameworkView:
     unassessed: list[str]
 
 
-def framework_views(summaries: Iterable[Any], titles: dict[str, str]) -> list[FrameworkView]:
-    """phiwatch.compliance.summarise() output, read by attribute so a missing field degrades, not fails."""
+def framework_views(summaries: Iterable[FrameworkSummary], titles: dict[str, str]) -> list[FrameworkView]:
     views = []
     for item in summaries:
         rows: list[RequirementRow] = []
         unassessed: list[str] = []
-        for requirement in getattr(item, "requirements", []) or []:
-            status = str(getattr(requirement, "status", "") or "")
-            rid = clean(getattr(requirement, "id", "?"), 60)
-            if status == "not-assessed":
-                unassessed.append(rid)
+        for requirement in item.requirements:
+            if requirement.status == "not-assessed":
+                unassessed.append(clean(requirement.id, 60))
                 continue
-            found = getattr(requirement, "findings", {}) or {}
-            counts = [(s.value, int(found.get(s, found.get(s.value, 0)) or 0)) for s in SEVERITIES]
+            counts = [(s.value, requirement.findings.get(s, 0)) for s in SEVERITIES]
             rows.append(RequirementRow(
-                id=rid,
-                title=clean(getattr(requirement, "title", ""), 120),
-                status=status if status in ("fail", "pass") else "unknown",
+                id=clean(requirement.id, 60),
+                title=clean(requirement.title, 120),
+                status=requirement.status,
                 counts=[(s, n) for s, n in counts if n],
-                checks=[titles.get(c, clean(c, 64)) for c in getattr(requirement, "checks", []) or []],
+                checks=[titles.get(c, clean(c, 64)) for c in requirement.checks],
             ))
-        rows.sort(key=lambda r: {"fail": 0, "unknown": 1, "pass": 2}[r.status])
+        rows.sort(key=lambda r: {"fail": 0, "pass": 1}[r.status])
         views.append(FrameworkView(
-            framework=clean(getattr(item, "framework", "?"), 40),
-            name=clean(getattr(item, "name", ""), 120),
-            version=clean(getattr(item, "version", ""), 120),
-            failing=int(getattr(item, "failing", 0) or 0),
-            passing=int(getattr(item, "passing", 0) or 0),
-            not_assessed=int(getattr(item, "not_assessed", 0) or 0),
+            framework=clean(item.framework, 40),
+            name=clean(item.name, 120),
+            version=clean(item.version, 120),
+            failing=item.failing,
+            passing=item.passing,
+            not_assessed=item.not_assessed,
             requirements=rows,
             unassessed=unassessed,
         ))
@@ -452,16 +360,14 @@ def _catalog() -> dict[str, CatalogEntry]:
 
 def build_context(result: ScanResult) -> dict[str, Any]:
     """Everything the template shows, as plain strings and numbers."""
-    locate = _locator()
     places: dict[str, Place] = {}
 
     def where(host: str) -> Place:
         if host not in places:
-            places[host] = place_of(host, locate)
+            places[host] = place_of(host)
         return places[host]
 
     catalog = _catalog()
-    requirements_for = _requirements_lookup()
     findings = sorted(
         result.findings, key=lambda f: (-f.severity.rank, host_key(f.host), f.port, f.check_id)
     )
@@ -553,13 +459,9 @@ def build_context(result: ScanResult) -> dict[str, Any]:
     for index, f in enumerate(findings, 1):
         entry = catalog.get(f.check_id)
         e = f.exposure
-        requirements: list[tuple[str, list[str]]] = []
-        if requirements_for is not None:
-            try:
-                mapping = requirements_for(f.check_id) or {}
-            except Exception:
-                mapping = {}
-            requirements = [(clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in mapping.items() if ids]
+        requirements = [
+            (clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in requirements_for(f.check_id).items() if ids
+        ]
         finding_views.append(
             FindingView(
                 anchor=f"finding-{index}",
@@ -586,11 +488,10 @@ def build_context(result: ScanResult) -> dict[str, Any]:
             )
         )
 
-    summaries = _framework_summaries(result.findings) if requirements_for is not None else None
     titles = {f.check_id: clean(f.title, 160) for f in findings}
     for check_id, entry in catalog.items():
         titles.setdefault(check_id, entry.title)
-    frameworks = framework_views(summaries, titles) if summaries else []
+    frameworks = framework_views(summarise(result.findings), titles)
 
     # Check-level overview: one row per check, the services it hit.
     overview: dict[str, dict[str, Any]] = {}
@@ -657,10 +558,8 @@ def build_context(result: ScanResult) -> dict[str, Any]:
         "checks": checks,
         "findings": finding_views,
         "services": service_rows,
-        "compliance_available": requirements_for is not None,
         "frameworks": frameworks,
-        "attribution": _attribution() if locate is not None else None,
-        "geo_available": locate is not None,
+        "attribution": ATTRIBUTION,
         "severity_colours": {s.value: c for s, c in SEVERITY_COLOURS.items()},
     }
 
