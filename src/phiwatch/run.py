@@ -25,7 +25,7 @@ from .reports import write_reports
 from .reports.json_report import write_scan_json, write_schema
 from .scanner import ScanConfig, Scanner
 from .store import Store
-from .targets import LARGE_SCAN, TargetError, build_targets, parse_ports, read_list_file
+from .targets import LARGE_SCAN, TargetError, address_order, build_targets, parse_ports, read_list_file
 
 log = logging.getLogger("phiwatch")
 
@@ -181,7 +181,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     info.end = datetime.now(UTC)
     info.complete = outcome.complete
     info.addresses_done = outcome.progress.done
-    services = sorted(outcome.services, key=lambda s: (_sort_key(s.host), s.port))
+    services = sorted(outcome.services, key=lambda s: (address_order(s.host), s.port))
     result = ScanResult(scan=info, services=services, findings=_sorted(outcome.findings))
     if request.output is not None:
         path = write_scan_json(result, request.output)
@@ -198,18 +198,8 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     return result
 
 
-def _sort_key(host: str) -> tuple[int, str]:
-    import ipaddress
-
-    try:
-        address = ipaddress.ip_address(host)
-        return (address.version, f"{int(address):040d}")
-    except ValueError:
-        return (9, host)
-
-
 def _sorted(findings: list) -> list:
-    return sorted(findings, key=lambda f: (-f.severity.rank, _sort_key(f.host), f.port, f.check_id))
+    return sorted(findings, key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
 
 
 def _run_with_progress(config: ScanConfig, targets, console: Console, mode: str):  # noqa: ANN001

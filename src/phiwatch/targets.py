@@ -208,6 +208,15 @@ def build_targets(
     return TargetSet(all_specs, all_excludes, _subtract(blocks, exclude_blocks))
 
 
+def address_order(host: str) -> tuple[int, str]:
+    """Sort key: IPv4 before IPv6, numerically; anything else after, by name."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return (9, host)
+    return (address.version, f"{int(address):040d}")
+
+
 def parse_ports(text: str) -> list[int]:
     """`104,4242,11110-11112` -> sorted unique ports."""
     ports: set[int] = set()

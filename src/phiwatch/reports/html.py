@@ -9,7 +9,6 @@ Content-Security-Policy forbids scripts and every network fetch as a second line
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import unicodedata
 from collections import Counter, defaultdict
@@ -26,6 +25,7 @@ from ..checks.metadata import CatalogEntry, CatalogError, load_catalog
 from ..compliance import FrameworkSummary, requirements_for, summarise
 from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
+from ..targets import address_order
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 SEVERITY_COLOURS = {
@@ -200,14 +200,6 @@ def _ranked(counter: Counter[str]) -> list[tuple[str, int, str]]:
 # --- view model -----------------------------------------------------------------------
 
 
-def host_key(host: str) -> tuple[int, str]:
-    try:
-        address = ipaddress.ip_address(host)
-        return (address.version, f"{int(address):040d}")
-    except ValueError:
-        return (9, host)
-
-
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return "—"
@@ -369,9 +361,9 @@ def build_context(result: ScanResult) -> dict[str, Any]:
 
     catalog = _catalog()
     findings = sorted(
-        result.findings, key=lambda f: (-f.severity.rank, host_key(f.host), f.port, f.check_id)
+        result.findings, key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id)
     )
-    services = sorted(result.services, key=lambda s: (host_key(s.host), s.port))
+    services = sorted(result.services, key=lambda s: (address_order(s.host), s.port))
     by_service: dict[tuple[str, int], list[Finding]] = defaultdict(list)
     for finding in findings:
         by_service[(finding.host, finding.port)].append(finding)
