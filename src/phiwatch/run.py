@@ -8,9 +8,11 @@ import logging
 import secrets
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +25,8 @@ from .probes.dicom_ul import valid_ae_title
 from .probes.identify import ProbeOptions
 from .reports import write_reports
 from .reports.json_report import write_scan_json, write_schema
-from .scanner import ScanConfig, Scanner
+from .scanner import Progress as ScanProgress
+from .scanner import ScanConfig, Scanner, ScanOutcome
 from .store import Store
 from .targets import LARGE_SCAN, TargetError, address_order, build_targets, parse_ports, read_list_file
 
@@ -176,7 +179,9 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     mode = request.progress
     if mode == "auto":
         mode = "rich" if console.is_terminal else "json"
-    outcome = _run_with_progress(config, targets, console, mode)
+    outcome = _run_with_progress(
+        config, lambda scanner: scanner.run(targets), targets.size, "addresses", console, mode
+    )
 
     info.end = datetime.now(UTC)
     info.complete = outcome.complete
@@ -202,49 +207,59 @@ def _sorted(findings: list) -> list:
     return sorted(findings, key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
 
 
-def _run_with_progress(config: ScanConfig, targets, console: Console, mode: str):  # noqa: ANN001
-    if mode == "rich":
-        with Progress(
-            TextColumn("[bold]scanning"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} addresses"),
-            TextColumn("{task.fields[open]} open, {task.fields[exposed]} exposed"),
-            TextColumn("{task.fields[rate]:.0f}/s"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
-            task = bar.add_task("scan", total=targets.size, open=0, exposed=0, rate=0.0)
-            scanner: Scanner
+class _Display:
+    """Progress for one scan: a Rich bar on a terminal, JSON lines on stderr otherwise, or none."""
 
-            def listener(event: str, data: object) -> None:
-                p = scanner.progress
-                bar.update(task, completed=p.done, open=p.open_services,
-                           exposed=p.exposures, rate=p.rate)
-                if event == "service":
-                    _log_service(data)  # type: ignore[arg-type]
+    def __init__(self, console: Console, mode: str, total: int, unit: str) -> None:
+        self.mode = mode
+        self.last = 0.0
+        self.bar: Progress | None = None
+        if mode == "rich":
+            self.bar = Progress(
+                TextColumn("[bold]scanning"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} " + unit),
+                TextColumn("{task.fields[open]} open, {task.fields[exposed]} exposed"),
+                TextColumn("{task.fields[rate]:.0f}/s"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
+            self.task = self.bar.add_task("scan", total=total, open=0, exposed=0, rate=0.0)
 
-            scanner = Scanner(config, listener)
-            return _drive(scanner, targets)
-
-    last = [0.0]
-
-    def json_listener(event: str, data: object) -> None:
-        p = scanner_j.progress
+    def update(self, event: str, data: object, progress: ScanProgress) -> None:
         if event == "service":
             service: Service = data  # type: ignore[assignment]
             _log_service(service)
-            if mode == "json":
+            if self.mode == "json":
                 _emit({"event": "service", "host": service.host, "port": service.port,
                        "protocol": service.protocol, "status": service.status.value})
+        if self.bar is not None:
+            self.bar.update(self.task, completed=progress.done, open=progress.open_services,
+                            exposed=progress.exposures, rate=progress.rate)
+            return
         now = time.monotonic()
-        if mode == "json" and (now - last[0] >= 1.0 or p.done == p.total):
-            last[0] = now
-            _emit({"event": "progress", "done": p.done, "total": p.total,
-                   "open": p.open_services, "exposed": p.exposures, "rate": round(p.rate, 1)})
+        if self.mode == "json" and (now - self.last >= 1.0 or progress.done == progress.total):
+            self.last = now
+            _emit({"event": "progress", "done": progress.done, "total": progress.total,
+                   "open": progress.open_services, "exposed": progress.exposures,
+                   "rate": round(progress.rate, 1)})
 
-    scanner_j = Scanner(config, json_listener)
-    return _drive(scanner_j, targets)
+
+def _run_with_progress(
+    config: ScanConfig,
+    job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]],
+    total: int,
+    unit: str,
+    console: Console,
+    mode: str,
+) -> ScanOutcome:
+    display = _Display(console, mode, total, unit)
+    scanner = Scanner(config, lambda event, data: display.update(event, data, scanner.progress))
+    if display.bar is None:
+        return _drive(scanner, job)
+    with display.bar:
+        return _drive(scanner, job)
 
 
 def _emit(record: dict) -> None:
@@ -257,7 +272,7 @@ def _log_service(service: Service) -> None:
               service.status.value)
 
 
-def _drive(scanner: Scanner, targets):  # noqa: ANN001
+def _drive(scanner: Scanner, job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]]) -> ScanOutcome:
     loop_factory = None
     try:
         import uvloop
@@ -267,15 +282,9 @@ def _drive(scanner: Scanner, targets):  # noqa: ANN001
         pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:
-            return runner.run(scanner.run(targets))
+            return runner.run(job(scanner))
         except KeyboardInterrupt:  # pragma: no cover - the scanner keeps what is done
-            return runner.run(_finish(scanner))
-
-
-async def _finish(scanner: Scanner):  # noqa: ANN201
-    from .scanner import ScanOutcome
-
-    return ScanOutcome(scanner.services, scanner.findings, scanner.progress, complete=False)
+            return ScanOutcome(scanner.services, scanner.findings, scanner.progress, complete=False)
 
 
 def _summary(result: ScanResult, console: Console) -> None:

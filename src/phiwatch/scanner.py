@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .checks import evaluate
@@ -59,6 +59,7 @@ class Scanner:
         self.findings: list[Finding] = []
         self._remaining: dict[str, int] = {}
         self._host_started: dict[str, float] = {}
+        self._per_service = False
         self.progress = Progress(total=0)
 
     def _jobs(self, targets: TargetSet) -> Iterator[tuple[str, int]]:
@@ -68,10 +69,25 @@ class Scanner:
             for port in self.config.ports:
                 yield address, port
 
+    def _listed(self, services: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        """Services from a discovery tool's list: each one is a unit of progress."""
+        for host, port in services:
+            self._remaining[host] = self._remaining.get(host, 0) + 1
+            self._host_started.setdefault(host, time.monotonic())
+            yield host, port
+
     async def run(self, targets: TargetSet) -> ScanOutcome:
-        self.progress = Progress(total=targets.size)
-        jobs = self._jobs(targets)
-        workers = max(1, min(self.config.limits.concurrency, targets.size * len(self.config.ports)))
+        """Every port of every target address; progress counts addresses."""
+        return await self._run(self._jobs(targets), targets.size, targets.size * len(self.config.ports))
+
+    async def run_services(self, services: Iterable[tuple[str, int]], total: int) -> ScanOutcome:
+        """Only the listed (address, port) services, no sweep; progress counts services."""
+        self._per_service = True
+        return await self._run(self._listed(services), total, max(1, total))
+
+    async def _run(self, jobs: Iterator[tuple[str, int]], total: int, job_count: int) -> ScanOutcome:
+        self.progress = Progress(total=total)
+        workers = max(1, min(self.config.limits.concurrency, job_count))
         tasks = [asyncio.create_task(self._worker(jobs)) for _ in range(workers)]
         complete = True
         try:
@@ -88,14 +104,17 @@ class Scanner:
     async def _worker(self, jobs: Iterator[tuple[str, int]]) -> None:
         for host, port in jobs:
             await self._scan_port(host, port)
+            if self._per_service:
+                self.progress.done += 1
             remaining = self._remaining[host] - 1
             if remaining:
                 self._remaining[host] = remaining
-            else:
-                del self._remaining[host]
-                del self._host_started[host]
+                continue
+            del self._remaining[host]
+            del self._host_started[host]
+            if not self._per_service:
                 self.progress.done += 1
-                self.listener("host-done", host)
+            self.listener("host-done", host)
 
     async def _scan_port(self, host: str, port: int) -> None:
         try:
