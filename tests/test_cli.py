@@ -85,3 +85,25 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     document = json.loads((tmp_path / "scan.json").read_text())
     assert document["scan"]["complete"] is False
     assert [s["port"] for s in document["services"]] == [quick.port]
+
+
+def test_scan_from_a_service_list_probes_only_listed_services_and_excludes_win(tmp_path):
+    from .parrot import Parrot
+    from .test_hostile_dicom import garbage
+
+    with Parrot(garbage) as listed, Parrot(garbage) as unlisted, Parrot(garbage) as excluded:
+        services = tmp_path / "found.txt"
+        services.write_text(f"# from a discovery run\n127.0.0.1:{listed.port}\n127.0.0.3:{excluded.port}\n")
+        out = tmp_path / "out"
+        result = phiwatch("scan", "--from", str(services), "--exclude", "127.0.0.3", "-o", str(out),
+                          "--no-db", "--timeout", "1", "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        document = json.loads((out / "scan.json").read_text())
+        assert [(s["host"], s["port"]) for s in document["services"]] == [("127.0.0.1", listed.port)]
+        assert document["scan"]["targets"]["services"] == 1
+        assert unlisted.connections == 0 and excluded.connections == 0
+
+    broken = tmp_path / "broken.txt"
+    broken.write_text("127.0.0.1:104\n127.0.0.1:70000\n")
+    failed = phiwatch("scan", "--from", str(broken))
+    assert failed.returncode == 2 and "line 2" in failed.stderr and "Traceback" not in failed.stderr

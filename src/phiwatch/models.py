@@ -221,8 +221,10 @@ class Finding(Model):
 class TargetSummary(Model):
     specs: list[str]
     excludes: list[str]
-    addresses: int
+    addresses: int = Field(description="Addresses to sweep (0 when services came from a list)")
     ports: list[int]
+    services_file: str | None = Field(None, description="Discovery tool output the services came from")
+    services: int | None = Field(None, description="Services listed in that file, after excludes")
 
 
 class ScanOptions(Model):

@@ -8,7 +8,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 from .engine import Limits
+from .inputs import read_services
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
 from .probes import dicom, http
 from .probes.dicom_ul import valid_ae_title
@@ -28,7 +29,15 @@ from .reports.json_report import write_scan_json, write_schema
 from .scanner import Progress as ScanProgress
 from .scanner import ScanConfig, Scanner, ScanOutcome
 from .store import Store
-from .targets import LARGE_SCAN, TargetError, address_order, build_targets, parse_ports, read_list_file
+from .targets import (
+    LARGE_SCAN,
+    TargetError,
+    address_order,
+    build_excludes,
+    build_targets,
+    parse_ports,
+    read_list_file,
+)
 
 log = logging.getLogger("phiwatch")
 
@@ -54,6 +63,8 @@ class ScanRequest:
     guess_aet: bool = False
     aet_file: Path | None = None
     try_default_logins: bool = False
+    from_file: Path | None = None
+    from_format: str = "auto"
     byte_budget: int = 8 * 1024 * 1024
     probe_time: float = 60.0
     host_time: float = 600.0
@@ -110,9 +121,17 @@ def _configure_logging(log_file: Path | None) -> None:
         log.addHandler(handler)
 
 
-def run_scan(request: ScanRequest, console: Console) -> ScanResult:
-    _check_numbers(request)
-    ports = parse_ports(request.ports) if request.ports else default_ports()
+@dataclass
+class _Plan:
+    """What the scanner will walk: every port of target addresses, or a list of services."""
+
+    job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]]
+    total: int
+    unit: str
+    summary: TargetSummary
+
+
+def _sweep_plan(request: ScanRequest, ports: list[int]) -> _Plan:
     targets = build_targets(
         request.targets, request.input_lists, request.excludes, request.exclude_files
     )
@@ -120,6 +139,40 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
         raise TargetError(
             f"{targets.size} addresses to scan; more than {LARGE_SCAN} needs --allow-large"
         )
+    summary = TargetSummary(specs=targets.specs[:1000], excludes=targets.exclude_specs[:1000],
+                            addresses=targets.size, ports=ports)
+    return _Plan(lambda scanner: scanner.run(targets), targets.size, "addresses", summary)
+
+
+def _list_plan(request: ScanRequest, ports: list[int]) -> _Plan:
+    """Services from a discovery tool's output: no sweep; excludes still win."""
+    assert request.from_file is not None
+    path, fmt = request.from_file, request.from_format
+    default_port = ports[0] if request.ports and len(ports) == 1 else None
+    excluded = build_excludes(request.excludes, request.exclude_files)
+    scope = None
+    if request.targets or request.input_lists:
+        scope = build_targets(request.targets, request.input_lists)
+
+    def wanted() -> Iterator[tuple[str, int]]:
+        for host, port in read_services(path, fmt, default_port):
+            if host not in excluded and (scope is None or host in scope):
+                yield host, port
+
+    total = sum(1 for _ in wanted())  # validates the whole file before any probe
+    if total == 0:
+        raise TargetError(f"no open TCP service to probe in {str(path)!r}")
+    if total > LARGE_SCAN and not request.allow_large:
+        raise TargetError(f"{total} services to probe; more than {LARGE_SCAN} needs --allow-large")
+    summary = TargetSummary(specs=scope.specs[:1000] if scope else [], excludes=excluded.specs[:1000],
+                            addresses=0, ports=ports, services_file=str(path), services=total)
+    return _Plan(lambda scanner: scanner.run_services(wanted(), total), total, "services", summary)
+
+
+def run_scan(request: ScanRequest, console: Console) -> ScanResult:
+    _check_numbers(request)
+    ports = parse_ports(request.ports) if request.ports else default_ports()
+    plan = _list_plan(request, ports) if request.from_file else _sweep_plan(request, ports)
     if request.output is not None and request.output.exists() and not request.output.is_dir():
         raise TargetError(f"--output {str(request.output)!r} is not a directory")
     _configure_logging(request.log_file)
@@ -161,14 +214,9 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
             try_default_logins=request.try_default_logins,
             byte_budget=limits.byte_budget,
         ),
-        targets=TargetSummary(
-            specs=targets.specs[:1000],
-            excludes=targets.exclude_specs[:1000],
-            addresses=targets.size,
-            ports=ports,
-        ),
+        targets=plan.summary,
     )
-    log.info("scan %s: %d addresses, %d ports", scan_id, targets.size, len(ports))
+    log.info("scan %s: %d %s", scan_id, plan.total, plan.unit)
     probes = ProbeOptions(
         dicom=dicom_options,
         http=http.HttpOptions(
@@ -179,9 +227,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     mode = request.progress
     if mode == "auto":
         mode = "rich" if console.is_terminal else "json"
-    outcome = _run_with_progress(
-        config, lambda scanner: scanner.run(targets), targets.size, "addresses", console, mode
-    )
+    outcome = _run_with_progress(config, plan.job, plan.total, plan.unit, console, mode)
 
     info.end = datetime.now(UTC)
     info.complete = outcome.complete

@@ -176,6 +176,14 @@ class TargetSet:
         )
 
 
+def build_excludes(excludes: Iterable[str] = (), exclude_files: Iterable[str] = ()) -> TargetSet:
+    """The do-not-probe set alone, for filtering services that come from a list."""
+    specs = [item for spec in excludes for item in spec.replace(",", " ").split()]
+    for path in exclude_files:
+        specs.extend(read_list_file(path))
+    return TargetSet(specs, [], _merge(b for spec in specs for b in parse_spec(spec)))
+
+
 def _is_file(spec: str) -> bool:
     try:
         return len(spec) <= 4096 and Path(spec).is_file()
