@@ -107,3 +107,19 @@ def test_scan_from_a_service_list_probes_only_listed_services_and_excludes_win(t
     broken.write_text("127.0.0.1:104\n127.0.0.1:70000\n")
     failed = phiwatch("scan", "--from", str(broken))
     assert failed.returncode == 2 and "line 2" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_sniff_counts_files_by_kind_and_prints_no_value(tmp_path):
+    from phiwatch.lab.canary import CANARY_STRINGS, canary_bytes
+
+    folder = tmp_path / "share" / "DICOM"
+    folder.mkdir(parents=True)
+    (folder / "IM00001.dcm").write_bytes(canary_bytes())
+    result = phiwatch("sniff", str(tmp_path / "share"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["kinds"]["dicom"]["verified"] == 1
+    assert "PatientName" in summary["phi_attributes"]["dicom"]
+    for canary in CANARY_STRINGS:
+        assert canary not in result.stdout and canary not in result.stderr
+    assert phiwatch("sniff", str(tmp_path / "missing")).returncode == 1

@@ -133,6 +133,27 @@ def scan(
 
 
 @app.command()
+def sniff(
+    path: Annotated[Path, typer.Argument(help="A local file or folder to sniff")],
+    budget: Annotated[int, typer.Option(help="Bytes read from the start of each file")] = 65536,
+    max_files: Annotated[int, typer.Option(help="Files opened at most; beyond, counts come from names")] = 10000,
+    max_depth: Annotated[int, typer.Option(help="Folder depth walked at most")] = 20,
+) -> None:
+    """Count DICOM, DICOMDIR, HL7 and X12 files under a local path, reading headers only.
+
+    Prints counts and the names of PHI attributes found, never a value or a file name.
+    """
+    from .content import sniff_path
+
+    if not 132 <= budget <= 16 * 1024 * 1024 or max_files < 1 or not 0 <= max_depth <= 256:
+        raise UserError("--budget must be 132 to 16777216 bytes, --max-files at least 1, --max-depth 0 to 256")
+    summary = sniff_path(path, byte_budget=budget, max_files=max_files, max_depth=max_depth)
+    print(summary.model_dump_json(indent=2))
+    if summary.status == "error":
+        raise typer.Exit(1)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema that scan.json validates against."""
     from .reports.json_report import schema as scan_schema
