@@ -178,6 +178,40 @@ class HttpFacts(Model):
     error: str | None = None
 
 
+class FileKindCount(Model):
+    verified: int = Field(0, description="Files whose first bytes proved the kind")
+    estimated: int = Field(0, description="Files counted from their names only (beyond the sniff budget)")
+
+
+class ShareFacts(Model):
+    """One share, module, export, bucket or root of a file repository, as an anonymous visitor saw it."""
+
+    name: str = Field(description="Share/module/export/bucket name, or / for a single root")
+    readable: bool = False
+    auth_required: bool = False
+    directories: int = 0
+    entries: int = 0
+    files_sniffed: int = 0
+    bytes_read: int = 0
+    limited: bool = Field(False, description="A depth, entry, file, byte or time bound was reached")
+    loops: int = Field(0, description="Directory or symlink loops detected and not followed")
+    files: dict[str, FileKindCount] = Field({}, description="dicom, dicomdir, hl7, x12 -> counts")
+    phi_attributes: dict[str, list[str]] = Field({}, description="kind -> PHI attribute names seen")
+    error: str | None = None
+
+
+class RepositoryFacts(Model):
+    """What a file repository (FTP, SMB, rsync, NFS, S3, HTTP index) gave without real credentials."""
+
+    access: Literal["anonymous", "guest", "denied", "not-attempted"]
+    login: str | None = Field(None, description="User name that worked (never a password)")
+    tls_offered: bool | None = None
+    server: str | None = Field(None, description="Server banner, sanitised")
+    listing: Literal["mlsd", "list", "none"] | None = None
+    shares: list[ShareFacts] = []
+    error: str | None = None
+
+
 class Service(Model):
     host: str
     port: int
@@ -189,6 +223,7 @@ class Service(Model):
     banner: str | None = Field(None, description="First bytes a server-first protocol sent, sanitised")
     dicom: DicomFacts | None = None
     http: HttpFacts | None = None
+    repository: RepositoryFacts | None = None
     elapsed_ms: int = 0
 
 
