@@ -2,7 +2,7 @@
 # Installs the Debian packages that the built-in lab, the tests and the benchmarks start.
 # Idempotent: does nothing when every package is present.
 set -euo pipefail
-PACKAGES=(orthanc orthanc-dicomweb dcmtk nmap chromium chromium-driver)
+PACKAGES=(orthanc orthanc-dicomweb dcmtk nmap chromium chromium-driver vsftpd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

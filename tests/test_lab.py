@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ftplib
+import io
 import json
 import socket
 import ssl
@@ -156,11 +158,11 @@ def unverified_tls() -> ssl.SSLContext:
 # --- the manifest ------------------------------------------------------------------
 
 
-def test_manifest_lists_twenty_services_on_consecutive_loopback_ports(lab, lab_state_dir):
+def test_manifest_lists_twenty_two_services_on_consecutive_loopback_ports(lab, lab_state_dir):
     # Given the lab is up on base port 31100
     # When its manifest is read back
     on_disk = lab_control.manifest(lab_state_dir)
-    # Then it is the one up() returned, with twenty services on 31100-31119
+    # Then it is the one up() returned, with twenty-two services on 31100-31121
     assert on_disk == lab
     assert lab["host"] == HOST and lab["base_port"] == 31100
     names = [s["name"] for s in lab["services"]]
@@ -176,15 +178,17 @@ def test_manifest_lists_twenty_services_on_consecutive_loopback_ports(lab, lab_s
         "orthanc-default",
         "orthanc-default-http",
         *(f"fixture-{key}" for key in FIXTURE_KEYS),
+        "vsftpd-anonymous",
+        "vsftpd-closed",
     ]
-    assert [s["port"] for s in lab["services"]] == list(range(31100, 31120))
+    assert [s["port"] for s in lab["services"]] == list(range(31100, 31122))
     for entry in lab["services"]:
-        assert entry["protocol"] in ("dicom", "http")
+        assert entry["protocol"] in ("dicom", "http", "ftp")
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
     assert [s["name"] for s in lab["services"] if s["tls"]] == ["pynetdicom-tls"]
     assert lab["canary"]["strings"] == CANARY_STRINGS
     # And every fixture says so: its name, its description, its expected block
-    for entry in lab["services"][10:]:
+    for entry in lab["services"][10:20]:
         assert entry["name"].startswith("fixture-") and entry["description"].startswith("FIXTURE")
         assert entry["expected"]["fixture"] is True and entry["process"] == "web-fixtures"
 
@@ -930,9 +934,9 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
     # Given a second, separate lab at 31200
     manifest = lab_control.up(tmp_path, base_port=31200)
     pids = {r["pid"] for r in lab_control.status(tmp_path)}
-    assert len(pids) == 8
+    assert len(pids) == 10
     # When it is brought down
-    assert lab_control.down(tmp_path) == 8
+    assert lab_control.down(tmp_path) == 10
     # Then none of its processes remain, every port is free and down() is a no-op
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -941,3 +945,52 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
             assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]
     assert lab_control.status(tmp_path) == []
     assert lab_control.down(tmp_path) == 0
+
+
+# --- vsftpd ----------------------------------------------------------------------------
+
+
+def ftp_session(port: int) -> ftplib.FTP:
+    client = ftplib.FTP(timeout=5)
+    client.connect(HOST, port)
+    return client
+
+
+def test_vsftpd_anonymous_serves_its_documented_tree_read_only(lab):
+    entry = service(lab, "vsftpd-anonymous")
+    expected = entry["expected"]
+    with ftp_session(entry["port"]) as client:
+        # Given an anonymous login with no password asked
+        assert client.login("anonymous", "").startswith("230")
+        # Then FEAT offers neither MLSD nor AUTH TLS: listings are LIST only
+        features = client.sendcmd("FEAT").upper()
+        assert "MLSD" not in features and "AUTH TLS" not in features
+        assert expected["listing"] == "list" and expected["tls_offered"] is False
+        assert sorted(client.nlst("/")) == ["/DICOM", "/HL7", "/IMAGES", "/README.txt", "/X12"]
+        # And the series folder holds its 300 images, the loop link points up
+        assert len(client.nlst("/IMAGES/SE000001")) == 300
+        lines: list[str] = []
+        client.retrlines("LIST /HL7", lines.append)
+        assert any(line.startswith("l") and line.endswith("back -> ..") for line in lines)
+        assert len([line for line in lines if line.endswith(".hl7")]) == expected["files_present"]["hl7"]
+        # And the canary is there to be found
+        data = bytearray()
+        client.retrbinary(f"RETR /HL7/ADT_{CANARY_PATIENT_ID}_1.hl7", data.extend)
+        assert CANARY_PATIENT_NAME.encode() in data
+        # And nothing can be written
+        with pytest.raises(ftplib.error_perm):
+            client.storbinary("STOR /upload.txt", io.BytesIO(b"x"))
+    counts = expected["probe_counts"]
+    assert counts["dicom"]["verified"] + counts["dicom"]["estimated"] == expected["files_present"]["dicom"]
+
+
+def test_vsftpd_closed_refuses_anonymous_and_ftp_at_once(lab):
+    entry = service(lab, "vsftpd-closed")
+    assert entry["expected"]["access"] == "denied"
+    with ftp_session(entry["port"]) as client:
+        for user in ("anonymous", "ftp"):
+            started = time.monotonic()
+            with pytest.raises(ftplib.error_perm, match="^530"):
+                client.login(user, "phiwatch@")
+            assert time.monotonic() - started < 2
+        assert "AUTH TLS" not in client.sendcmd("FEAT").upper()

@@ -21,7 +21,7 @@ from . import __version__
 from .engine import Limits
 from .inputs import read_services
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
-from .probes import dicom, http
+from .probes import dicom, ftp, http
 from .probes.dicom_ul import valid_ae_title
 from .probes.identify import ProbeOptions
 from .reports import write_reports
@@ -74,7 +74,7 @@ class ScanRequest:
 
 
 def default_ports() -> list[int]:
-    return sorted(set(dicom.DEFAULT_PORTS) | set(http.DEFAULT_PORTS))
+    return sorted(set(dicom.DEFAULT_PORTS) | set(http.DEFAULT_PORTS) | set(ftp.DEFAULT_PORTS))
 
 
 def _check_numbers(request: ScanRequest) -> None:

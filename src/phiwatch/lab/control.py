@@ -5,12 +5,14 @@ State directory layout (all created by ``up``):
   pids.json                the processes started, with their start times
   logs/NAME.log            stdout and stderr of each server
   orthanc-open/, orthanc-locked/, orthanc-default/, dcmqrscp/   configurations and storage (wiped at up)
+  vsftpd-anonymous/root/, vsftpd-closed/   vsftpd configurations and the anonymous tree (wiped at up)
   orthanc-locked.credentials   user and password of the locked Orthanc (0600)
   tls/cert.pem, tls/key.pem    the self-signed certificate of pynetdicom-tls
   .phiwatch-lab            marks the directory as the lab's (up refuses other non-empty ones)
 
-Ports: base + 0 .. base + 19 (see services.PROCESSES); base + 20 is only named in
-dcmqrscp's configuration as its listed peer's move destination (nothing listens there).
+Ports: base + 0 .. base + 21 (see services.PROCESSES); base + 30 is only named in
+dcmqrscp's configuration as its listed peer's move destination (nothing listens there);
+base + 40 .. 64 are vsftpd's passive data ports.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import dcmqrscp, orthanc, process, services, webfixture_pages
+from . import dcmqrscp, ftp, orthanc, process, services, webfixture_pages
 from .canary import canary_bytes
 from .certs import make_self_signed, write_private
 from .datasets import DCMQR_FILES, sample_files
@@ -41,7 +43,9 @@ MANIFEST = "lab.json"
 PIDS = "pids.json"
 CREDENTIALS = "orthanc-locked.credentials"
 MARKER = ".phiwatch-lab"
-_DATA_DIRS = ("orthanc-open", "orthanc-locked", "orthanc-default", "dcmqrscp", "tls")
+_DATA_DIRS = (
+    "orthanc-open", "orthanc-locked", "orthanc-default", "dcmqrscp", "tls", "vsftpd-anonymous", "vsftpd-closed",
+)
 
 
 def default_state_dir() -> Path:
@@ -113,7 +117,7 @@ def _python_env() -> dict[str, str]:
 def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT) -> dict:
     """Start every lab server (idempotent), load the data, write and return the manifest."""
     state = _resolve(state_dir)
-    highest = 65535 - services.PORT_COUNT  # base + PORT_COUNT is dcmqrscp's (unused) move port
+    highest = 65536 - services.PORT_SPAN  # base .. base + PORT_SPAN - 1, reserved ports included
     if not 1024 <= base_port <= highest:
         raise LabError(f"base port {base_port} is out of range (1024-{highest})")
     _claim(state)
@@ -155,11 +159,11 @@ def _check_ports(base: int) -> None:
                 )
 
 
-def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, str], int]:
-    """Write configurations, credentials, certificate and dcmqrscp's index.
+def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, str], int, dict]:
+    """Write configurations, credentials, certificate, dcmqrscp's index and the FTP tree.
 
-    Returns each process's argv, the locked Orthanc's credentials and the number of
-    studies dcmqrscp holds.
+    Returns each process's argv, the locked Orthanc's credentials, the number of
+    studies dcmqrscp holds and what the anonymous FTP tree holds.
     """
     os.chmod(state, 0o700)
     logs = state / "logs"
@@ -203,8 +207,8 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
         qr_storage, sample_files(DCMQR_FILES), {"phiwatch-canary.dcm": canary_bytes()}
     )
     qr_config = qr_dir / "dcmqrscp.cfg"
-    # LABVIEWER's move-destination port: base + 20, reserved, nothing listens there.
-    move_port = base + services.PORT_COUNT
+    # LABVIEWER's move-destination port: base + 30, reserved, nothing listens there.
+    move_port = base + services.MOVE_PORT_OFFSET
     qr_config.write_text(dcmqrscp.render_config(base + 4, qr_storage, move_port))
     argv["dcmqrscp"] = dcmqrscp.command(qr_config, base + 4)
 
@@ -220,14 +224,22 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     ]  # fmt: skip
     argv["tarpit"] = [*py, "phiwatch.lab.tarpit", "--port", str(base + 7)]
     argv["web-fixtures"] = [*py, "phiwatch.lab.webfixtures", "--base-port", str(base)]
-    return argv, auth, qr_studies
+    ftp_tree: dict = {}
+    for name, offset in (("vsftpd-anonymous", 20), ("vsftpd-closed", 21)):
+        low, high = services.FTP_PASV_OFFSETS[name]
+        anonymous = name == "vsftpd-anonymous"
+        ftp_config, tree = ftp.prepare(state / name, base + offset, anonymous, base + low, base + high)
+        argv[name] = ftp.command(ftp_config)
+        ftp_tree = ftp_tree or tree
+    return argv, auth, qr_studies, ftp_tree
 
 
 def _start(state: Path, base: int) -> dict:
     orthanc.orthanc_binary()
     dcmqrscp.check_installed()
+    ftp.check_installed()
     _check_ports(base)
-    argv, auth, qr_studies = _prepare(state, base)
+    argv, auth, qr_studies, ftp_tree = _prepare(state, base)
     env = _python_env()
     records: list[ProcessRecord] = []
     try:
@@ -246,6 +258,7 @@ def _start(state: Path, base: int) -> dict:
         data, facts = _load_data(base, auth)
         data["dcmqrscp"] = {"studies": qr_studies}
         data["web-fixtures"] = {"studies": len(webfixture_pages.STUDIES)}
+        facts["vsftpd-anonymous"] = ftp_tree
         lab = {
             "base_port": base,
             "host": services.HOST,
@@ -262,6 +275,7 @@ def _start(state: Path, base: int) -> dict:
                     "orthanc-default",
                     "fixture-dcm4chee-arc",
                     "fixture-dicomweb",
+                    "vsftpd-anonymous",
                 ]
             ),
             "data": data,

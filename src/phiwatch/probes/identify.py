@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom, http
+from . import dicom, ftp, http
 
 BANNERS: list[tuple[bytes, str]] = [
     (b"@RSYNCD:", "rsync"),
@@ -47,6 +47,7 @@ class IdentifyOptions:
 class ProbeOptions:
     dicom: dicom.DicomOptions = dicom.DicomOptions()
     http: http.HttpOptions = http.HttpOptions()
+    ftp: ftp.FtpOptions = ftp.FtpOptions()
     identify: IdentifyOptions = IdentifyOptions()
 
 
@@ -71,8 +72,12 @@ async def service_on(
 async def _identify(
     engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
 ) -> Service:
-    if port in dicom.DEFAULT_PORTS or port in http.DEFAULT_PORTS:
-        if port in dicom.DEFAULT_PORTS:
+    if port in dicom.DEFAULT_PORTS or port in http.DEFAULT_PORTS or port in ftp.DEFAULT_PORTS:
+        if port in ftp.DEFAULT_PORTS:
+            await channel.close()
+            service = await _ftp_service(engine, host, port, options.ftp, "port")
+            by_port_failed = service.status in NOT_THIS_PROTOCOL
+        elif port in dicom.DEFAULT_PORTS:
             service = await _dicom_service(engine, host, port, options.dicom, channel, "port")
             by_port_failed = service.status is ProbeStatus.PROTOCOL_ERROR
         else:
@@ -91,6 +96,8 @@ async def _identify(
     if banner is None:
         return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.RESET,
                        detail="peer closed the connection at once", identified_by="none")
+    if banner and classify_banner(banner) == "ftp":
+        return await _ftp_service(engine, host, port, options.ftp, "banner")
     if banner:
         return Service(host=host, port=port, protocol=classify_banner(banner),
                        status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
@@ -192,6 +199,22 @@ async def _http_service(
         identified_by=identified_by,  # type: ignore[arg-type]
         tls=outcome.tls,
         http=outcome.facts,
+    )
+
+
+async def _ftp_service(
+    engine: Engine, host: str, port: int, options: ftp.FtpOptions, identified_by: str
+) -> Service:
+    outcome = await ftp.probe(engine, host, port, options)
+    return Service(
+        host=host,
+        port=port,
+        protocol="ftp",
+        status=outcome.status,
+        detail=outcome.detail,
+        identified_by=identified_by,  # type: ignore[arg-type]
+        banner=outcome.facts.server,
+        repository=outcome.facts,
     )
 
 
