@@ -337,6 +337,11 @@ def _summary(result: ScanResult, console: Console) -> None:
     exposed = [f for f in result.findings if f.exposure is not None]
     studies = sum(f.exposure.studies for f in exposed if f.exposure)
     instances = sum(f.exposure.instances for f in exposed if f.exposure)
+    files = {kind: sum(getattr(f.exposure.files, kind) for f in exposed if f.exposure)
+             for kind in ("dicom", "hl7", "x12")}
+    file_text = ""
+    if any(files.values()):
+        file_text = f", files: {files['dicom']} DICOM, {files['hl7']} HL7, {files['x12']} X12"
     by_severity: dict[str, int] = {}
     for finding in result.findings:
         by_severity[finding.severity.value] = by_severity.get(finding.severity.value, 0) + 1
@@ -345,6 +350,6 @@ def _summary(result: ScanResult, console: Console) -> None:
     console.print(
         f"scan {result.scan.id} {state}: {len(result.services)} open services, "
         f"findings: {counts}; {len(exposed)} exposures, {studies} studies, "
-        f"{instances} instances",
+        f"{instances} instances{file_text}",
         markup=False,
     )
