@@ -21,9 +21,9 @@ from . import __version__
 from .engine import Limits
 from .inputs import read_services
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
-from .probes import dicom, ftp, http
+from .probes import dicom, http
 from .probes.dicom_ul import valid_ae_title
-from .probes.identify import ProbeOptions
+from .probes.identify import DEFAULT_PORTS, ProbeOptions
 from .reports import write_reports
 from .reports.json_report import write_scan_json, write_schema
 from .scanner import Progress as ScanProgress
@@ -74,7 +74,7 @@ class ScanRequest:
 
 
 def default_ports() -> list[int]:
-    return sorted(set(dicom.DEFAULT_PORTS) | set(http.DEFAULT_PORTS) | set(ftp.DEFAULT_PORTS))
+    return list(DEFAULT_PORTS)
 
 
 def _check_numbers(request: ScanRequest) -> None:

@@ -69,23 +69,45 @@ async def service_on(
     return service
 
 
+async def _dicom_by_port(
+    engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
+) -> tuple[Service, bool]:
+    service = await _dicom_service(engine, host, port, options.dicom, channel, "port")
+    return service, service.status is ProbeStatus.PROTOCOL_ERROR
+
+
+async def _http_by_port(
+    engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
+) -> tuple[Service, bool]:
+    await channel.close()
+    service = await _http_service(engine, host, port, options.http, port in http.TLS_PORTS, "port")
+    return service, service.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}
+
+
+async def _ftp_by_port(
+    engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
+) -> tuple[Service, bool]:
+    await channel.close()
+    service = await _ftp_service(engine, host, port, options.ftp, "port")
+    return service, service.status in NOT_THIS_PROTOCOL
+
+
+# The one registry of protocols probed by port: (default ports, probe returning (service, failed)).
+BY_PORT = (
+    (ftp.DEFAULT_PORTS, _ftp_by_port),
+    (dicom.DEFAULT_PORTS, _dicom_by_port),
+    (http.DEFAULT_PORTS, _http_by_port),
+)
+DEFAULT_PORTS: tuple[int, ...] = tuple(sorted({p for ports, _ in BY_PORT for p in ports}))
+
+
 async def _identify(
     engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
 ) -> Service:
-    if port in dicom.DEFAULT_PORTS or port in http.DEFAULT_PORTS or port in ftp.DEFAULT_PORTS:
-        if port in ftp.DEFAULT_PORTS:
-            await channel.close()
-            service = await _ftp_service(engine, host, port, options.ftp, "port")
-            by_port_failed = service.status in NOT_THIS_PROTOCOL
-        elif port in dicom.DEFAULT_PORTS:
-            service = await _dicom_service(engine, host, port, options.dicom, channel, "port")
-            by_port_failed = service.status is ProbeStatus.PROTOCOL_ERROR
-        else:
-            await channel.close()
-            tls = port in http.TLS_PORTS
-            service = await _http_service(engine, host, port, options.http, tls, "port")
-            by_port_failed = service.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}
-        if not by_port_failed:
+    by_port = next((probe for ports, probe in BY_PORT if port in ports), None)
+    if by_port is not None:
+        service, failed = await by_port(engine, host, port, channel, options)
+        if not failed:
             return service
         try:  # not the port's usual protocol after all: ask its own bytes
             channel = await engine.connect(host, port)
