@@ -26,6 +26,7 @@ from .probes.dicom_ul import valid_ae_title
 from .probes.identify import DEFAULT_PORTS, ProbeOptions
 from .reports import write_reports
 from .reports.json_report import write_scan_json, write_schema
+from .reports.totals import exposure_by_service, total
 from .scanner import Progress as ScanProgress
 from .scanner import ScanConfig, Scanner, ScanOutcome
 from .store import Store
@@ -334,14 +335,11 @@ def _drive(scanner: Scanner, job: Callable[[Scanner], Coroutine[Any, Any, ScanOu
 
 
 def _summary(result: ScanResult, console: Console) -> None:
-    exposed = [f for f in result.findings if f.exposure is not None]
-    studies = sum(f.exposure.studies for f in exposed if f.exposure)
-    instances = sum(f.exposure.instances for f in exposed if f.exposure)
-    files = {kind: sum(getattr(f.exposure.files, kind) for f in exposed if f.exposure)
-             for kind in ("dicom", "hl7", "x12")}
+    exposed = exposure_by_service(result.findings)
+    sums = total(exposed)
     file_text = ""
-    if any(files.values()):
-        file_text = f", files: {files['dicom']} DICOM, {files['hl7']} HL7, {files['x12']} X12"
+    if sums.dicom or sums.hl7 or sums.x12:
+        file_text = f", files: {sums.dicom} DICOM, {sums.hl7} HL7, {sums.x12} X12"
     by_severity: dict[str, int] = {}
     for finding in result.findings:
         by_severity[finding.severity.value] = by_severity.get(finding.severity.value, 0) + 1
@@ -349,7 +347,7 @@ def _summary(result: ScanResult, console: Console) -> None:
     state = "complete" if result.scan.complete else "interrupted (partial results kept)"
     console.print(
         f"scan {result.scan.id} {state}: {len(result.services)} open services, "
-        f"findings: {counts}; {len(exposed)} exposures, {studies} studies, "
-        f"{instances} instances{file_text}",
+        f"findings: {counts}; {len(exposed)} exposures, {sums.studies} studies, "
+        f"{sums.instances} instances{file_text}",
         markup=False,
     )

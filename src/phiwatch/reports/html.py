@@ -26,6 +26,7 @@ from ..compliance import FrameworkSummary, requirements_for, summarise
 from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
 from ..targets import address_order
+from .totals import exposure_by_service, total
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 SEVERITY_COLOURS = {
@@ -368,28 +369,14 @@ def build_context(result: ScanResult) -> dict[str, Any]:
     for finding in findings:
         by_service[(finding.host, finding.port)].append(finding)
 
-    # Exposure per service: several findings can carry the same exposure, so take the maximum.
-    exposure: dict[tuple[str, int], dict[str, int]] = {}
-    for key, items in by_service.items():
-        counts = {"studies": 0, "instances": 0, "dicom": 0, "hl7": 0, "x12": 0}
-        for finding in items:
-            if finding.exposure is None:
-                continue
-            seen = finding.exposure
-            for name, value in (("studies", seen.studies), ("instances", seen.instances),
-                                ("dicom", seen.files.dicom), ("hl7", seen.files.hl7), ("x12", seen.files.x12)):
-                counts[name] = max(counts[name], value)
-        if any(counts.values()):
-            exposure[key] = counts
+    exposure = {key: counts for key, counts in exposure_by_service(findings).items() if any(vars(counts).values())}
     exposed_keys = set(exposure) | {(s.host, s.port) for s in services if s.status is ProbeStatus.EXPOSED}
     truncated = any(
         (s.dicom is not None and s.dicom.query is not None and s.dicom.query.truncated)
         or (s.http is not None and any(d.truncated for d in s.http.dicomweb))
         for s in services
     )
-    totals = {
-        name: sum(c[name] for c in exposure.values()) for name in ("studies", "instances", "dicom", "hl7", "x12")
-    }
+    totals = vars(total(exposure))
     at_least = "≥ " if truncated else ""
     answering = [s for s in services if s.status not in SILENT]
     severity_counts = Counter(f.severity for f in findings)

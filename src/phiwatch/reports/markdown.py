@@ -16,6 +16,7 @@ from pathlib import Path
 from ..compliance import requirements_for, summarise
 from ..geo import ATTRIBUTION, locate, summarise_countries
 from ..models import Finding, ScanResult, Severity
+from .totals import exposure_by_service, total
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -56,23 +57,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def _exposed(findings: list[Finding]) -> dict[tuple[str, int, str], list[int]]:
-    """Per exposed service: the largest counts any of its findings proved (no double counting)."""
-    services: dict[tuple[str, int, str], list[int]] = {}
-    for finding in findings:
-        exposure = finding.exposure
-        if exposure is None:
-            continue
-        counts = [exposure.studies, exposure.instances, exposure.files.dicom, exposure.files.hl7,
-                  exposure.files.x12]
-        key = (finding.host, finding.port, finding.protocol)
-        services[key] = [max(a, b) for a, b in zip(services.get(key, [0] * 5), counts, strict=True)]
-    return services
-
-
 def _summary(result: ScanResult) -> list[str]:
-    exposed = _exposed(result.findings)
-    totals = [sum(counts[i] for counts in exposed.values()) for i in range(5)]
+    exposed = exposure_by_service(result.findings)
+    sums = total(exposed)
+    totals = [sums.studies, sums.instances, sums.dicom, sums.hl7, sums.x12]
     lines = ["## Summary", ""]
     lines += _table(
         ["Exposed services", "Studies", "Instances", "DICOM files", "HL7 files", "X12 files"],
