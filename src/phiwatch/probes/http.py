@@ -16,7 +16,7 @@ from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, Tls
 from ..text import sanitize
 from . import dicomweb
 from .http_client import HttpLimits, HttpResponse, HttpSession, basic_auth
-from .web_catalog import known_flaws, web_catalog
+from .web_catalog import Product, known_flaws, web_catalog
 
 NAME = "http"
 DEFAULT_PORTS = (80, 443, 3333, 8000, 8042, 8080, 8081, 8443)
@@ -125,6 +125,11 @@ class _Probe:
     def _products(self) -> list[str]:
         return list(dict.fromkeys(p.product for p in self.facts.products))
 
+    def _entries(self) -> list[Product]:
+        """Product data of the identified products, in the order they were found."""
+        products = web_catalog().products
+        return [products[name] for name in self._products() if name in products]
+
     def _protected_path(self) -> str | None:
         """A path that asked for HTTP authentication, to test logins against."""
         for key, response in self._cache.items():
@@ -134,10 +139,8 @@ class _Probe:
 
     async def _form_login(self) -> None:
         """Submit a product's login form with a blank user name and password, once."""
-        catalog = web_catalog()
-        for product in self._products():
-            entry = catalog.products.get(product)
-            if entry is None or entry.login_form is None:
+        for entry in self._entries():
+            if entry.login_form is None:
                 continue
             form = entry.login_form
             page = await self.get(form.page)
@@ -168,10 +171,8 @@ class _Probe:
                 raise
         if self.facts.blank_login:
             return
-        catalog = web_catalog()
-        for product in self._products():
-            check = catalog.products.get(product)
-            if check and check.login_check and await self._asks_auth(check.login_check):
+        for entry in self._entries():
+            if entry.login_check and await self._asks_auth(entry.login_check):
                 break
         path = self._protected_path()
         if path is None:
@@ -199,21 +200,12 @@ class _Probe:
         return response is not None and response.status == 401
 
     def _default_logins(self) -> list[tuple[str, str]]:
-        catalog = web_catalog()
-        pairs: list[tuple[str, str]] = []
-        for product in self._products():
-            entry = catalog.products.get(product)
-            pairs.extend(entry.default_logins if entry else [])
+        pairs = [pair for entry in self._entries() for pair in entry.default_logins]
         return list(dict.fromkeys(pairs))[:MAX_DEFAULT_LOGINS]
 
     def _product_roots(self) -> list[str]:
         """DICOMweb roots of the identified products."""
-        catalog = web_catalog()
-        roots: list[str] = []
-        for product in self._products():
-            entry = catalog.products.get(product)
-            roots.extend(entry.dicomweb_roots if entry else [])
-        return roots
+        return [root for entry in self._entries() for root in entry.dicomweb_roots]
 
     async def _aet_roots(self) -> list[str]:
         """dcm4chee-arc lists its AEs; each has a QIDO root."""

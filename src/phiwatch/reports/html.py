@@ -21,7 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from ..checks.metadata import CatalogEntry, CatalogError, load_catalog
+from ..checks.metadata import catalog_or_empty
 from ..compliance import FrameworkSummary, requirements_for, summarise
 from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
@@ -344,13 +344,6 @@ def _identification(service: Service) -> list[tuple[str, str]]:
     return rows
 
 
-def _catalog() -> dict[str, CatalogEntry]:
-    try:
-        return load_catalog()
-    except CatalogError:
-        return {}
-
-
 def build_context(result: ScanResult) -> dict[str, Any]:
     """Everything the template shows, as plain strings and numbers."""
     places: dict[str, Place] = {}
@@ -360,7 +353,7 @@ def build_context(result: ScanResult) -> dict[str, Any]:
             places[host] = place_of(host)
         return places[host]
 
-    catalog = _catalog()
+    catalog = catalog_or_empty()
     findings = sorted(
         result.findings, key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id)
     )

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..checks.metadata import CatalogEntry, CatalogError, load_catalog
+from ..checks.metadata import CatalogEntry, catalog_or_empty
 from ..compliance import requirements_for
 from ..geo import locate
 from ..models import Finding, ScanResult, Severity
@@ -46,13 +46,6 @@ def information_uri() -> str | None:
         if label.strip().lower() in ("homepage", "home", "source", "repository") and url.strip():
             return url.strip()
     return None
-
-
-def _catalog() -> dict[str, CatalogEntry]:
-    try:
-        return load_catalog()
-    except CatalogError:
-        return {}
 
 
 def utc(moment: datetime) -> str:
@@ -139,7 +132,7 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
 
 
 def build(result: ScanResult) -> dict[str, Any]:
-    catalog = _catalog()
+    catalog = catalog_or_empty()
     fired: dict[str, Finding] = {}
     for finding in result.findings:
         fired.setdefault(finding.check_id, finding)
