@@ -24,6 +24,7 @@ from phiwatch.lab.ftp import CANARY_FOLDER
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.probes import ftp
 from phiwatch.probes.identify import ProbeOptions, service_on
+from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
 
 from .parrot import Parrot
 
@@ -33,11 +34,11 @@ LAB_NAMES = ["CT_small", "MR_small", "rtplan", "ADT_", "claims_", "SE000001", "I
              CANARY_FOLDER, *CANARY_STRINGS]
 
 
-def run_probe(port: int, options: ftp.FtpOptions | None = None, timeout: float = 2.0) -> ftp.FtpOutcome:
-    async def main() -> ftp.FtpOutcome:
+def run_probe(port: int, options: WalkLimits | None = None, timeout: float = 2.0) -> Outcome:
+    async def main() -> Outcome:
         engine = Engine(Limits(timeout=timeout, retries=0))
         try:
-            return await ftp.probe(engine, HOST, port, options or ftp.FtpOptions())
+            return await ftp.probe(engine, HOST, port, FileOptions(options or WalkLimits()))
         finally:
             engine.close()
 
@@ -96,8 +97,8 @@ def test_anonymous_tree_is_exposed_with_verified_and_estimated_counts(anonymous)
     # And the loop was seen and not followed; every bound held
     assert share.loops == expected["loops"] == 1
     assert share.limited  # counts beyond the sniff budget are estimates
-    assert 0 < share.bytes_read <= share.files_sniffed * ftp.FtpOptions().file_budget
-    assert share.files_sniffed <= ftp.FtpOptions().max_files
+    assert 0 < share.bytes_read <= share.files_sniffed * WalkLimits().file_budget
+    assert share.files_sniffed <= WalkLimits().max_files
     assert share.directories == 7  # /, DICOM, its patient folder, HL7, IMAGES, SE000001, X12
 
 
@@ -302,7 +303,7 @@ def test_hostile_100000_line_listing_is_bounded():
         elapsed = time.monotonic() - started
     assert elapsed < 15
     assert outcome.status is ProbeStatus.EXPOSED  # IM###### names: estimated DICOM
-    options = ftp.FtpOptions()
+    options = WalkLimits()
     (share,) = outcome.facts.shares
     assert share.entries == options.max_entries and share.limited
     assert share.files_sniffed == options.per_directory
@@ -322,7 +323,7 @@ def test_hostile_absurd_lines_are_skipped():
 
 
 def test_hostile_total_byte_budget_holds():
-    options = ftp.FtpOptions(total_bytes=200_000)
+    options = WalkLimits(total_bytes=200_000)
     with Parrot(ftp_server(fixed(b"y" * 5_000_000))) as parrot:
         outcome = run_probe(parrot.port, options)
     assert outcome.status is ProbeStatus.OPEN
@@ -331,7 +332,7 @@ def test_hostile_total_byte_budget_holds():
 
 def test_hostile_dripping_data_channel_ends_in_time():
     listing = b"-rw-r--r-- 1 0 0 100 Nov 22 03:07 IM000001\r\n-rw-r--r-- 1 0 0 100 Nov 22 03:07 b.hl7\r\n"
-    options = ftp.FtpOptions(walk_time=2.0)
+    options = WalkLimits(walk_time=2.0)
     with Parrot(ftp_server(fixed(listing), drip(b"MSH|^~\\&|" * 100, every=0.1))) as parrot:
         started = time.monotonic()
         outcome = run_probe(parrot.port, options, timeout=1.0)
@@ -346,7 +347,7 @@ def test_hostile_dripping_data_channel_ends_in_time():
 def test_hostile_dripping_listing_and_banner_end_in_a_status():
     with Parrot(ftp_server(drip(b"-rw-r--r-- 1 0 0 100 Nov 22 03:07 IM000001\r\n", every=0.05))) as parrot:
         started = time.monotonic()
-        outcome = run_probe(parrot.port, ftp.FtpOptions(walk_time=2.0), timeout=1.0)
+        outcome = run_probe(parrot.port, WalkLimits(walk_time=2.0), timeout=1.0)
         assert time.monotonic() - started < 6
     assert outcome.status in (ProbeStatus.OPEN, ProbeStatus.EXPOSED)
     assert outcome.facts.shares[0].limited
@@ -359,7 +360,7 @@ def test_hostile_dripping_listing_and_banner_end_in_a_status():
 
     with Parrot(slow_banner) as parrot:
         started = time.monotonic()
-        outcome = run_probe(parrot.port, ftp.FtpOptions(walk_time=1.0), timeout=1.0)
+        outcome = run_probe(parrot.port, WalkLimits(walk_time=1.0), timeout=1.0)
         assert time.monotonic() - started < 5
     assert outcome.status is ProbeStatus.TIMEOUT
 

@@ -207,7 +207,10 @@ class RepositoryFacts(Model):
     login: str | None = Field(None, description="User name that worked (never a password)")
     tls_offered: bool | None = None
     server: str | None = Field(None, description="Server banner, sanitised")
-    listing: Literal["mlsd", "list", "none"] | None = None
+    listing: str | None = Field(None, description="How folders were listed: mlsd, list, smb, rsync, nfs, s3, html")
+    dialect: str | None = Field(None, description="Protocol version spoken: SMB dialect, rsync or NFS version")
+    smb1: bool | None = Field(None, description="The server accepted an SMB1 (NT LM 0.12) negotiate")
+    signing_required: bool | None = Field(None, description="SMB: the server requires message signing")
     shares: list[ShareFacts] = []
     error: str | None = None
 
@@ -215,7 +218,7 @@ class RepositoryFacts(Model):
 class Service(Model):
     host: str
     port: int
-    protocol: str = Field(description="dicom, tls, http, ftp, rsync, smb, ssh or unknown")
+    protocol: str = Field(description="dicom, tls, http, https, ftp, smb, rsync, nfs, s3, ssh or unknown")
     status: ProbeStatus
     detail: str | None = Field(None, description="Short reason, never PHI")
     identified_by: Literal["port", "banner", "probe", "none"] = "none"

@@ -10,9 +10,9 @@ State directory layout (all created by ``up``):
   tls/cert.pem, tls/key.pem    the self-signed certificate of pynetdicom-tls
   .phiwatch-lab            marks the directory as the lab's (up refuses other non-empty ones)
 
-Ports: base + 0 .. base + 21 (see services.PROCESSES); base + 30 is only named in
-dcmqrscp's configuration as its listed peer's move destination (nothing listens there);
-base + 40 .. 64 are vsftpd's passive data ports.
+Ports: base + 0 .. base + 21 (see services.PROCESSES), then the plug-ins' (lab/plugins.py);
+base + 30 is only named in dcmqrscp's configuration as its listed peer's move destination
+(nothing listens there); base + 40 .. 64 are vsftpd's passive data ports.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import dcmqrscp, ftp, orthanc, process, services, webfixture_pages
+from . import dcmqrscp, ftp, orthanc, plugins, process, services, webfixture_pages
 from .canary import canary_bytes
 from .certs import make_self_signed, write_private
 from .datasets import DCMQR_FILES, sample_files
@@ -149,8 +149,13 @@ def _claim(state: Path) -> None:
     marker.write_text("phiwatch lab state directory: 'phiwatch lab down' stops its servers\n")
 
 
+def _processes() -> list[tuple[str, tuple[int, ...]]]:
+    """(process name, port offsets) of the built-in servers, then of the plug-ins."""
+    return [*services.PROCESSES, *((server.name, server.offsets) for server in plugins.servers())]
+
+
 def _check_ports(base: int) -> None:
-    for name, offsets in services.PROCESSES:
+    for name, offsets in _processes():
         for offset in offsets:
             if not process.port_free(base + offset):
                 raise LabError(
@@ -167,10 +172,10 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     """
     os.chmod(state, 0o700)
     logs = state / "logs"
-    for name in _DATA_DIRS:
+    for name in (*_DATA_DIRS, *(server.name for server in plugins.servers())):
         shutil.rmtree(state / name, ignore_errors=True)
     logs.mkdir(exist_ok=True)
-    for name, _ in services.PROCESSES:
+    for name, _ in _processes():
         (logs / f"{name}.log").unlink(missing_ok=True)
 
     password = secrets.token_urlsafe(32)
@@ -234,23 +239,37 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     return argv, auth, qr_studies, ftp_tree
 
 
+def _prepare_plugins(state: Path, base: int) -> dict[str, plugins.Prepared]:
+    prepared = {}
+    for server in plugins.servers():
+        folder = state / server.name
+        folder.mkdir(parents=True)
+        prepared[server.name] = server.prepare(folder, base)
+    return prepared
+
+
 def _start(state: Path, base: int) -> dict:
     orthanc.orthanc_binary()
     dcmqrscp.check_installed()
     ftp.check_installed()
+    for server in plugins.servers():
+        server.check_installed()
     _check_ports(base)
     argv, auth, qr_studies, ftp_tree = _prepare(state, base)
+    prepared = _prepare_plugins(state, base)
+    argv.update({name: item.argv for name, item in prepared.items()})
     env = _python_env()
     records: list[ProcessRecord] = []
     try:
-        for name, offsets in services.PROCESSES:
+        for name, offsets in _processes():
+            python = argv[name][0] == sys.executable or (name in prepared and prepared[name].python)
             record = process.spawn(
                 name,
                 argv[name],
                 state / "logs" / f"{name}.log",
                 [base + o for o in offsets],
                 cwd=state,
-                env=env if argv[name][0] == sys.executable else None,
+                env=env if python else None,
             )
             records.append(record)
             _save_records(state, records)
@@ -259,12 +278,15 @@ def _start(state: Path, base: int) -> dict:
         data["dcmqrscp"] = {"studies": qr_studies}
         data["web-fixtures"] = {"studies": len(webfixture_pages.STUDIES)}
         facts["vsftpd-anonymous"] = ftp_tree
+        plugin_services = [
+            entry for server in plugins.servers() for entry in server.services(base, prepared[server.name].facts)
+        ]
         lab = {
             "base_port": base,
             "host": services.HOST,
             "state_dir": str(state),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "services": services.build_services(base, data, str(state / CREDENTIALS), facts),
+            "services": services.build_services(base, data, str(state / CREDENTIALS), facts) + plugin_services,
             "canary": services.build_canary(
                 [
                     "orthanc-open",
@@ -276,6 +298,7 @@ def _start(state: Path, base: int) -> dict:
                     "fixture-dcm4chee-arc",
                     "fixture-dicomweb",
                     "vsftpd-anonymous",
+                    *(name for server in plugins.servers() for name in server.canary),
                 ]
             ),
             "data": data,
@@ -292,13 +315,18 @@ def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_
     deadline = time.monotonic() + timeout
     pending = list(records)
     http_ports = {base + 1, base + 3, base + 9}
+    custom = {server.name: server.ready for server in plugins.servers() if server.ready is not None}
     while pending:
         for record in list(pending):
             if not process.record_alive(record):
                 raise LabError(f"{record.name} exited during start-up: {process.log_tail(record.log)}")
-            ready = all(process.port_accepting(p, timeout=0.3) for p in record.ports) and all(
-                orthanc.http_ready(p) for p in record.ports if p in http_ports
-            )
+            check = custom.get(record.name)
+            if check is not None:
+                ready = check(base)
+            else:
+                ready = all(process.port_accepting(p, timeout=0.3) for p in record.ports) and all(
+                    orthanc.http_ready(p) for p in record.ports if p in http_ports
+                )
             if ready:
                 pending.remove(record)
         if not pending:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import dcmqrscp, ftp, orthanc
+from . import dcmqrscp, medtree, orthanc
 from .canary import CANARY_PATIENT_ID, CANARY_STRINGS, CANARY_STUDY_UID
 from .certs import CERT_COMMON_NAME
 from .datasets import ANY_SCP_AE_TITLE
@@ -33,7 +33,7 @@ PORT_COUNT = 22
 # Offsets that are reserved, not listened on: dcmqrscp's move destination, vsftpd's passive ports.
 MOVE_PORT_OFFSET = 30
 FTP_PASV_OFFSETS = {"vsftpd-anonymous": (40, 59), "vsftpd-closed": (60, 64)}
-PORT_SPAN = 65  # base .. base + 64 are the lab's
+PORT_SPAN = 100  # base .. base + 99 are the lab's (plug-ins in lab/plugins.py use 22 .. 29, 31 .. 39, 65 ..)
 
 _REJECTED_CALLED_AE = {
     "association": "rejected",
@@ -233,8 +233,6 @@ def build_services(
 
 def _ftp_services(base: int, tree: dict[str, Any]) -> list[dict[str, Any]]:
     files = tree.get("files", {})
-    dicom_here = tree.get("dicom_outside_series", 0)
-    per_folder = ftp.PROBE_PER_FOLDER
     return [
         _service(
             "vsftpd-anonymous",
@@ -243,7 +241,7 @@ def _ftp_services(base: int, tree: dict[str, Any]) -> list[dict[str, Any]]:
             "ftp",
             "vsftpd 3.0.3, anonymous read-only (LIST only, no MLSD, no TLS): DICOM images with the "
             "canary (in a folder named after the canary patient), a DICOMDIR, HL7 ADT and X12 837 "
-            f"files with canary values, a folder loop (HL7/back -> ..) and {ftp.SERIES_SIZE} small "
+            f"files with canary values, a folder loop (HL7/back -> ..) and {medtree.SERIES_SIZE} small "
             "images IM00001.. in IMAGES/SE000001.",
             {
                 "access": "anonymous",
@@ -253,17 +251,9 @@ def _ftp_services(base: int, tree: dict[str, Any]) -> list[dict[str, Any]]:
                 "tls_offered": False,
                 "files_present": files,
                 "loops": 1,
-                # Measured with phiwatch's default FTP bounds (25 files sniffed per folder):
+                # Measured with phiwatch's default walk bounds (25 files sniffed per folder):
                 # the rest of the series is counted by name.
-                "probe_counts": {
-                    "dicom": {
-                        "verified": dicom_here + min(per_folder, ftp.SERIES_SIZE),
-                        "estimated": max(0, ftp.SERIES_SIZE - per_folder),
-                    },
-                    "dicomdir": {"verified": files.get("dicomdir", 0), "estimated": 0},
-                    "hl7": {"verified": files.get("hl7", 0), "estimated": 0},
-                    "x12": {"verified": files.get("x12", 0), "estimated": 0},
-                },
+                "probe_counts": medtree.probe_counts(tree),
                 "canary": True,
             },
         ),

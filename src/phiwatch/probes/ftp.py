@@ -1,11 +1,10 @@
 """FTP probe: anonymous login, then a bounded walk that proves medical files without keeping them.
 
-stdlib ftplib runs in the engine's thread pool. The walk is bounded in depth, entries per
-directory, files sniffed (overall and per directory), bytes read per file (the data
-connection is closed and the transfer aborted once the budget is read), total bytes and
-wall time; a watchdog shuts the sockets down when the wall time is spent, so a dripping
-peer cannot hold a thread. Symbolic links are never followed; directory loops are
-detected by normalised path and by a listing identical to an ancestor's.
+stdlib ftplib runs in the engine's thread pool (probes.blocking: a watchdog shuts the
+sockets down when the wall time is spent, so a dripping peer cannot hold a thread). The
+walk and its bounds are probes.walk's; this module lists folders (LIST, or MLSD where
+offered) and reads file heads (the data connection is closed and the transfer aborted
+once the per-file budget is read).
 
 Facts carry counts and PHI attribute names only: never a file or folder name (they carry
 patient names in medical shares) and never server text that may quote one.
@@ -15,48 +14,32 @@ from __future__ import annotations
 
 import errno
 import ftplib
-import hashlib
-import posixpath
 import re
 import socket
-import threading
-import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..content import kind_from_name, sniff
 from ..engine import Engine
-from ..models import FileKindCount, ProbeStatus, RepositoryFacts, ShareFacts
+from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
+from .blocking import run_session, session_wall
+from .walk import (
+    BoundedWalk,
+    Budget,
+    Entry,
+    FileOptions,
+    Outcome,
+    Unreadable,
+    WalkLimits,
+    entry,
+    has_medical_files,
+)
 
 NAME = "ftp"
 DEFAULT_PORTS = (21,)
-MEDICAL_KINDS = ("dicom", "dicomdir", "hl7", "x12")
 LOGINS = (("anonymous", "phiwatch@"), ("ftp", "phiwatch@"))
 MAX_LINE = 4096  # listing lines longer than this are skipped, never buffered whole
 MAX_REPLY = 65_536  # bytes of one (multi-line) control reply
-
-
-@dataclass(frozen=True)
-class FtpOptions:
-    max_depth: int = 6
-    max_entries: int = 2_000  # per directory
-    max_files: int = 200  # files sniffed in all
-    per_directory: int = 25  # files sniffed in one directory; the rest are counted by name
-    file_budget: int = 16_384  # bytes read from the start of each file
-    total_bytes: int = 8 * 1024 * 1024  # listings and file heads, per host
-    walk_time: float = 45.0  # wall time of the whole session
-
-
-@dataclass
-class FtpOutcome:
-    status: ProbeStatus
-    facts: RepositoryFacts
-    detail: str | None = None
-
-
-class _Stop(Exception):
-    """A bound of the walk was reached: stop walking, keep what was seen."""
 
 
 class _BoundedFTP(ftplib.FTP):
@@ -78,33 +61,13 @@ class _BoundedFTP(ftplib.FTP):
 
 
 @dataclass
-class _Entry:
-    kind: str  # "d", "f", "l" or "?"
-    name: str
-    size: int | None = None
-    target: str | None = None
+class FtpTree:
+    """The anonymous root as a walk.Tree: LIST or MLSD listings, RETR cut at the byte budget."""
 
-
-@dataclass
-class _Walk:
     ftp: _BoundedFTP
-    options: FtpOptions
-    deadline: float
+    budget: Budget
     timeout: float
-    share: ShareFacts = field(default_factory=lambda: ShareFacts(name="/", readable=False))
-    total: int = 0
-    sniffed: int = 0
-    visited: set[str] = field(default_factory=set)
-    counts: dict[str, FileKindCount] = field(default_factory=dict)
-    phi: dict[str, set[str]] = field(default_factory=dict)
-
-    # --- data transfers -----------------------------------------------------------------
-
-    def _remaining_time(self) -> float:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise _Stop("time")
-        return left
+    mlsd: bool
 
     def _chunks(self, conn: socket.socket, limit: int) -> Generator[bytes, None, bool]:
         """Bytes from a data connection, at most `limit`, within the deadline.
@@ -113,30 +76,34 @@ class _Walk:
         """
         got = 0
         while got < limit:
-            conn.settimeout(min(self.timeout, self._remaining_time()))
+            conn.settimeout(min(self.timeout, self.budget.remaining_time()))
             chunk = conn.recv(min(65_536, limit - got))
             if not chunk:
                 return True
             got += len(chunk)
-            self.total += len(chunk)
+            self.budget.charge(len(chunk))
             yield chunk
         conn.settimeout(0.2)
         try:  # at the budget: is there more? (a file exactly the budget long is complete)
             extra = conn.recv(1)
         except OSError:
             return False
-        self.total += len(extra)
+        self.budget.charge(len(extra))
         return not extra
 
-    def _transfer(self, command: str, limit: int) -> Generator[bytes, None, None]:
+    def _transfer(self, command: str, limit: int) -> Generator[bytes, None, bool]:
         """RETR, LIST or MLSD; the data connection is closed and the transfer ended or aborted."""
-        conn = self.ftp.transfercmd(command)
+        try:
+            conn = self.ftp.transfercmd(command)
+        except ftplib.error_perm as exc:  # 550: not readable for anonymous; nothing was read
+            raise Unreadable(_code(exc)) from None
         complete = False
         try:
             complete = yield from self._chunks(conn, limit)
         finally:
             _close(conn)
             self._finish(complete)
+        return complete
 
     def _finish(self, complete: bool) -> None:
         """After the data connection is closed: read the transfer's end, abort it if cut short."""
@@ -160,19 +127,13 @@ class _Walk:
                 return
         raise ftplib.error_proto("control connection out of step")
 
-    # --- listings ----------------------------------------------------------------------
-
-    def _list(self, path: str, mlsd: bool) -> tuple[list[_Entry], bool]:
-        """Entries of one directory (at most max_entries); True when the listing was cut."""
-        entries: list[_Entry] = []
-        budget = self.options.total_bytes - self.total
-        if budget <= 0:
-            raise _Stop("bytes")
-        limit = min(budget, self.options.max_entries * 512 + 65_536)
+    def listdir(self, path: str, max_entries: int) -> tuple[list[Entry], bool]:
+        entries: list[Entry] = []
+        limit = min(self.budget.bytes_left(), max_entries * 512 + 65_536)
         cut = False
         pending = b""
-        command = f"MLSD {path}" if mlsd else f"LIST {path}"
-        transfer = self._transfer(command, limit)
+        parse = _parse_mlsd if self.mlsd else _parse_list
+        transfer = self._transfer(f"MLSD {path}" if self.mlsd else f"LIST {path}", limit)
         try:
             for chunk in transfer:
                 pending += chunk
@@ -181,10 +142,10 @@ class _Walk:
                 if len(pending) > MAX_LINE:
                     pending = b""  # an absurd line: dropped (its tail becomes one bad line)
                 for raw in lines:
-                    entry = _parse_mlsd(raw) if mlsd else _parse_list(raw)
-                    if entry is not None:
-                        entries.append(entry)
-                    if len(entries) >= self.options.max_entries:
+                    item = parse(raw)
+                    if item is not None:
+                        entries.append(item)
+                    if len(entries) >= max_entries:
                         cut = True
                         break
                 if cut:
@@ -192,104 +153,23 @@ class _Walk:
         finally:
             transfer.close()  # the generator's finally closes the socket and aborts
         if not cut:
-            entry = _parse_mlsd(pending) if mlsd else _parse_list(pending)
-            if entry is not None:
-                entries.append(entry)
-            cut = self.total >= self.options.total_bytes
+            item = parse(pending)
+            if item is not None:
+                entries.append(item)
+            cut = self.budget.bytes_left() <= 0
         return entries, cut
 
-    # --- the walk ------------------------------------------------------------------------
-
-    def run(self, mlsd: bool) -> None:
-        share = self.share
-        stack: list[tuple[str, int, tuple[str, ...]]] = [("/", 0, ())]
-        try:
-            while stack:
-                path, depth, ancestors = stack.pop()
-                self._remaining_time()
-                try:
-                    entries, cut = self._list(path, mlsd)
-                except ftplib.error_perm:  # 550: this folder is not listable; the others may be
-                    continue
-                share.readable = True
-                share.directories += 1
-                share.entries += len(entries)
-                share.limited |= cut
-                signature = _signature(entries)
-                if signature in ancestors:  # a server that follows links shows the same folder again
-                    share.loops += 1
-                    continue
-                subdirs = self._files(path, entries)
-                for entry in subdirs:
-                    if entry.kind == "l":  # never followed; a link to this folder or above is a loop
-                        if _is_ancestor(_target(path, entry.target), path):
-                            share.loops += 1
-                        continue
-                    child = posixpath.normpath(posixpath.join(path, entry.name))
-                    if child in self.visited:
-                        share.loops += 1
-                        continue
-                    if depth + 1 > self.options.max_depth:
-                        share.limited = True
-                        continue
-                    self.visited.add(child)
-                    stack.append((child, depth + 1, (*ancestors, signature)))
-        except _Stop:
-            share.limited = True
-
-    def _files(self, path: str, entries: list[_Entry]) -> list[_Entry]:
-        """Sniff or count this directory's files; return its subdirectories and links."""
-        self.visited.add(posixpath.normpath(path))
-        folders = [e for e in entries if e.kind in ("d", "l")]
-        files = [e for e in entries if e.kind == "f"]
-        rel = path.strip("/")
-        hinted = [(e, kind_from_name(f"{rel}/{e.name}" if rel else e.name)) for e in files]
-        hinted.sort(key=lambda pair: pair[1] is None)  # files whose names suggest a kind first
-        here = 0
-        for entry, hint in hinted:
-            can_sniff = (
-                here < self.options.per_directory
-                and self.sniffed < self.options.max_files
-                and self.total < self.options.total_bytes
-                and entry.size != 0
-            )
-            if can_sniff:
-                here += 1
-                self._sniff(path, entry)
-            elif hint in MEDICAL_KINDS:
-                self.counts.setdefault(hint, FileKindCount()).estimated += 1
-                if entry.size != 0:
-                    self.share.limited = True
-        return folders
-
-    def _sniff(self, path: str, entry: _Entry) -> None:
-        budget = self.options.file_budget
-        limit = min(budget, max(0, self.options.total_bytes - self.total))
+    def head(self, path: str, entry: Entry, limit: int) -> tuple[bytes, bool]:
         data = bytearray()
+        transfer = self._transfer(f"RETR {path}", limit)
         try:
-            transfer = self._transfer(f"RETR {posixpath.join(path, entry.name)}", limit)
-            try:
-                for chunk in transfer:
-                    data += chunk
-            finally:
-                transfer.close()
-        except ftplib.error_perm:
-            return  # 550: unreadable for anonymous; nothing was read
-        except ValueError:
-            return  # a name with a line break cannot be sent
-        self.sniffed += 1
-        self.share.files_sniffed += 1
-        self.share.bytes_read += len(data)
-        found = sniff(bytes(data), entry.name, budget=budget, complete=len(data) < limit)
-        if found.kind in MEDICAL_KINDS:
-            self.counts.setdefault(found.kind, FileKindCount()).verified += 1
-            self.phi.setdefault(found.kind, set()).update(found.phi_attributes)
-
-    def facts(self) -> ShareFacts:
-        share = self.share
-        share.files = {kind: self.counts[kind] for kind in MEDICAL_KINDS if kind in self.counts}
-        share.phi_attributes = {kind: sorted(names) for kind, names in sorted(self.phi.items()) if names}
-        return share
+            for chunk in transfer:
+                data += chunk
+        except ValueError:  # a name with a line break cannot be sent
+            raise Unreadable("name") from None
+        finally:
+            transfer.close()
+        return bytes(data), len(data) < limit
 
 
 _UNIX = re.compile(
@@ -301,7 +181,7 @@ _DOS = re.compile(
 )
 
 
-def _parse_list(raw: bytes) -> _Entry | None:
+def _parse_list(raw: bytes) -> Entry | None:
     """One line of a LIST answer: unix `ls -l` style or Windows/IIS DOS style; None if neither."""
     if len(raw) > MAX_LINE:
         return None
@@ -312,15 +192,15 @@ def _parse_list(raw: bytes) -> _Entry | None:
         name, target = match["name"], None
         if kind == "l" and " -> " in name:
             name, target = name.split(" -> ", 1)
-        return _entry(kind, name, int(match["size"]), target)
+        return entry(kind, name, int(match["size"]), target)
     match = _DOS.match(line)
     if match:
         size = match["size"]
-        return _entry("d" if size == "<DIR>" else "f", match["name"], None if size == "<DIR>" else int(size))
+        return entry("d" if size == "<DIR>" else "f", match["name"], None if size == "<DIR>" else int(size))
     return None
 
 
-def _parse_mlsd(raw: bytes) -> _Entry | None:
+def _parse_mlsd(raw: bytes) -> Entry | None:
     if len(raw) > MAX_LINE:
         return None
     line = raw.decode("latin-1").rstrip("\r")
@@ -336,32 +216,7 @@ def _parse_mlsd(raw: bytes) -> _Entry | None:
         return None
     kind = {"dir": "d", "file": "f"}.get(kind_text, "l" if "symlink" in kind_text else "?")
     size = facts.get("size", "")
-    return _entry(kind, name, int(size) if size.isdigit() else None, None)
-
-
-def _entry(kind: str, name: str, size: int | None, target: str | None = None) -> _Entry | None:
-    if kind == "?" or name in ("", ".", "..") or "/" in name or "\n" in name or "\r" in name:
-        return None
-    return _Entry(kind=kind, name=name, size=size, target=target)
-
-
-def _target(path: str, target: str | None) -> str | None:
-    if not target:
-        return None
-    return posixpath.normpath(posixpath.join(path, target))
-
-
-def _is_ancestor(target: str | None, path: str) -> bool:
-    if target is None:
-        return False
-    return target == "/" or path == target or path.startswith(target.rstrip("/") + "/")
-
-
-def _signature(entries: list[_Entry]) -> str:
-    digest = hashlib.sha256()
-    for entry in sorted(entries, key=lambda e: (e.kind, e.name)):
-        digest.update(f"{entry.kind}\0{entry.name}\0{entry.size}\n".encode("latin-1", "replace"))
-    return digest.hexdigest()
+    return entry(kind, name, int(size) if size.isdigit() else None, None)
 
 
 def _close(conn: socket.socket) -> None:
@@ -402,9 +257,9 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
 
 
 class _Session:
-    def __init__(self, host: str, port: int, options: FtpOptions, timeout: float, wall: float) -> None:
-        self.host, self.port, self.options, self.timeout = host, port, options, timeout
-        self.deadline = time.monotonic() + wall
+    def __init__(self, host: str, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.budget = Budget.start(limits, wall)
         self.facts = RepositoryFacts(access="not-attempted")
         self.ftp: _BoundedFTP | None = None
         self.expired = False
@@ -427,19 +282,19 @@ class _Session:
             self.facts.server = sanitize(ftp.getwelcome() or "", 120)
         return ftp
 
-    def run(self) -> FtpOutcome:
+    def run(self) -> Outcome:
         try:
             return self._run()
         except Exception as exc:  # every failure ends in a status, never a traceback
             status, detail = _failure(exc)
             if self.expired:
                 status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
-            return FtpOutcome(status, self.facts, detail)
+            return Outcome(status, self.facts, detail)
         finally:
             if self.ftp is not None:
                 self.ftp.close()
 
-    def _run(self) -> FtpOutcome:
+    def _run(self) -> Outcome:
         ftp = self._connect()
         features = self._features(ftp)
         user = self._login(ftp)
@@ -447,15 +302,15 @@ class _Session:
         if user is None:
             self.facts.access = "denied"
             self.facts.shares = [ShareFacts(name="/", auth_required=True)]
-            return FtpOutcome(ProbeStatus.REJECTED, self.facts, "anonymous login refused")
+            return Outcome(ProbeStatus.REJECTED, self.facts, "anonymous login refused")
         self.facts.access = "anonymous"
         self.facts.login = user
         mlsd = "MLSD" in features
         self.facts.listing = "mlsd" if mlsd else "list"
-        walk = _Walk(ftp, self.options, self.deadline, self.timeout)
+        walk = BoundedWalk(FtpTree(ftp, self.budget, self.timeout, mlsd), self.budget)
         detail = None
         try:
-            walk.run(mlsd)
+            walk.run()
         except Exception as exc:  # the session broke mid-walk: keep what was seen
             status, detail = _failure(exc)
             if self.expired:
@@ -464,11 +319,11 @@ class _Session:
             walk.share.error = detail
         share = walk.facts()
         self.facts.shares = [share]
-        if any(c.verified or c.estimated for c in share.files.values()):
-            return FtpOutcome(ProbeStatus.EXPOSED, self.facts, detail)
+        if has_medical_files([share]):
+            return Outcome(ProbeStatus.EXPOSED, self.facts, detail)
         if not share.readable and detail is not None:
             self.facts.error = detail
-        return FtpOutcome(ProbeStatus.OPEN, self.facts, detail)
+        return Outcome(ProbeStatus.OPEN, self.facts, detail)
 
     def _features(self, ftp: _BoundedFTP) -> set[str]:
         try:
@@ -494,19 +349,8 @@ class _Session:
         return None
 
 
-async def probe(engine: Engine, host: str, port: int, options: FtpOptions) -> FtpOutcome:
+async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
     """Probe one FTP service; never raises."""
-    timeout = engine.limits.timeout
-    wall = max(1.0, min(options.walk_time, engine.limits.probe_time - timeout))
-    session = _Session(host, port, options, timeout, wall)
-    await engine.hosts.acquire(host)
-    watchdog = threading.Timer(wall + timeout, session.kill)
-    watchdog.daemon = True
-    try:
-        await engine.rate.wait()
-        engine.connections_opened += 1
-        watchdog.start()
-        return await engine.run_blocking(session.run)
-    finally:
-        watchdog.cancel()
-        engine.hosts.release(host)
+    wall = session_wall(engine, options.limits.walk_time)
+    session = _Session(host, port, options.limits, engine.limits.timeout, wall)
+    return await run_session(engine, host, session.run, session.kill, wall)

@@ -8,12 +8,15 @@ tried in turn, each on its own connection and bounded in time.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom, ftp, http
+from . import dicom, ftp, http, webrepo
+from .walk import FileOptions
 
 BANNERS: list[tuple[bytes, str]] = [
     (b"@RSYNCD:", "rsync"),
@@ -37,6 +40,9 @@ SMB_NEGOTIATE = (
 NOT_THIS_PROTOCOL = {ProbeStatus.PROTOCOL_ERROR, ProbeStatus.RESET, ProbeStatus.TIMEOUT}
 
 
+ByPort = Callable[["Engine", str, int, "Channel", "ProbeOptions"], Awaitable[tuple[Service, bool]]]
+
+
 @dataclass(frozen=True)
 class IdentifyOptions:
     banner_wait: float = 1.0
@@ -47,7 +53,7 @@ class IdentifyOptions:
 class ProbeOptions:
     dicom: dicom.DicomOptions = dicom.DicomOptions()
     http: http.HttpOptions = http.HttpOptions()
-    ftp: ftp.FtpOptions = ftp.FtpOptions()
+    files: FileOptions = FileOptions()
     identify: IdentifyOptions = IdentifyOptions()
 
 
@@ -80,21 +86,29 @@ async def _http_by_port(
     engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
 ) -> tuple[Service, bool]:
     await channel.close()
-    service = await _http_service(engine, host, port, options.http, port in http.TLS_PORTS, "port")
+    service = await _http_service(engine, host, port, options, port in http.TLS_PORTS, "port")
     return service, service.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}
 
 
-async def _ftp_by_port(
-    engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
-) -> tuple[Service, bool]:
-    await channel.close()
-    service = await _ftp_service(engine, host, port, options.ftp, "port")
-    return service, service.status in NOT_THIS_PROTOCOL
+# File-repository probes: modules with NAME, DEFAULT_PORTS and
+# `async probe(engine, host, port, FileOptions) -> walk.Outcome` (never raising).
+REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp,)
+
+
+def _repository_by_port(module: ModuleType) -> ByPort:
+    async def by_port(
+        engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
+    ) -> tuple[Service, bool]:
+        await channel.close()
+        service = await _repository_service(module, engine, host, port, options.files, "port")
+        return service, service.status in NOT_THIS_PROTOCOL
+
+    return by_port
 
 
 # The one registry of protocols probed by port: (default ports, probe returning (service, failed)).
-BY_PORT = (
-    (ftp.DEFAULT_PORTS, _ftp_by_port),
+BY_PORT: tuple[tuple[tuple[int, ...], ByPort], ...] = (
+    *((module.DEFAULT_PORTS, _repository_by_port(module)) for module in REPOSITORY_PROBES),
     (dicom.DEFAULT_PORTS, _dicom_by_port),
     (http.DEFAULT_PORTS, _http_by_port),
 )
@@ -119,7 +133,7 @@ async def _identify(
         return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.RESET,
                        detail="peer closed the connection at once", identified_by="none")
     if banner and classify_banner(banner) == "ftp":
-        return await _ftp_service(engine, host, port, options.ftp, "banner")
+        return await _repository_service(ftp, engine, host, port, options.files, "banner")
     if banner:
         return Service(host=host, port=port, protocol=classify_banner(banner),
                        status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
@@ -140,7 +154,7 @@ async def _probes_in_turn(engine: Engine, host: str, port: int, options: ProbeOp
     if tls_service is not None:
         return tls_service
     if await _speaks_http(engine, host, port, options.identify, tls=False):
-        return await _http_service(engine, host, port, options.http, False, "probe")
+        return await _http_service(engine, host, port, options, False, "probe")
     service = await _dicom_service(engine, host, port, options.dicom, None, "probe")
     if service.status not in NOT_THIS_PROTOCOL:
         return service
@@ -186,7 +200,7 @@ async def _tls(engine: Engine, host: str, port: int, options: ProbeOptions) -> S
     tls_facts = channel.tls
     await channel.close()
     if await _speaks_http(engine, host, port, options.identify, tls=True):
-        return await _http_service(engine, host, port, options.http, True, "probe")
+        return await _http_service(engine, host, port, options, True, "probe")
     service = await _dicom_service(engine, host, port, options.dicom, None, "probe", tls=True)
     if service.status in NOT_THIS_PROTOCOL:
         service = Service(host=host, port=port, protocol="tls", status=ProbeStatus.OPEN,
@@ -206,13 +220,13 @@ async def _speaks_http(engine: Engine, host: str, port: int, options: IdentifyOp
 
 
 async def _http_service(
-    engine: Engine, host: str, port: int, options: http.HttpOptions, tls: bool, identified_by: str
+    engine: Engine, host: str, port: int, options: ProbeOptions, tls: bool, identified_by: str
 ) -> Service:
-    outcome = await http.probe(engine, host, port, options, tls)
+    outcome = await http.probe(engine, host, port, options.http, tls)
     if tls and outcome.status is ProbeStatus.TLS_ERROR and identified_by == "port":
-        outcome = await http.probe(engine, host, port, options, tls=False)  # plain HTTP on 443
+        outcome = await http.probe(engine, host, port, options.http, tls=False)  # plain HTTP on 443
         tls = False
-    return Service(
+    service = Service(
         host=host,
         port=port,
         protocol="https" if tls else "http",
@@ -222,16 +236,26 @@ async def _http_service(
         tls=outcome.tls,
         http=outcome.facts,
     )
+    if outcome.facts is None or outcome.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}:
+        return service
+    found = await webrepo.probe(engine, host, port, tls, outcome.facts, options.files)
+    if found is not None:  # an S3 endpoint or a directory index: its files are the exposure
+        service.protocol = found.protocol
+        service.repository = found.outcome.facts
+        if service.status is not ProbeStatus.EXPOSED:
+            service.status = found.outcome.status
+            service.detail = found.outcome.detail or service.detail
+    return service
 
 
-async def _ftp_service(
-    engine: Engine, host: str, port: int, options: ftp.FtpOptions, identified_by: str
+async def _repository_service(
+    module: ModuleType, engine: Engine, host: str, port: int, options: FileOptions, identified_by: str
 ) -> Service:
-    outcome = await ftp.probe(engine, host, port, options)
+    outcome = await module.probe(engine, host, port, options)
     return Service(
         host=host,
         port=port,
-        protocol="ftp",
+        protocol=module.NAME,
         status=outcome.status,
         detail=outcome.detail,
         identified_by=identified_by,  # type: ignore[arg-type]

@@ -1,0 +1,39 @@
+"""Run a blocking library's session (ftplib, impacket, botocore ...) under the engine's rules.
+
+The session runs in the engine's thread pool, holds one of the host's connection slots,
+waits for the connection rate, and has a watchdog: when its wall time is spent, `kill`
+is called from another thread to shut its sockets down, so a dripping peer cannot hold
+a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..engine import Engine
+
+T = TypeVar("T")
+
+
+def session_wall(engine: Engine, walk_time: float) -> float:
+    """Wall time for one session: the walk's, within the probe's time less one timeout."""
+    return max(1.0, min(walk_time, engine.limits.probe_time - engine.limits.timeout))
+
+
+async def run_session(
+    engine: Engine, host: str, session: Callable[[], T], kill: Callable[[], None], wall: float
+) -> T:
+    """Run `session` in the thread pool; `kill` is called once wall + timeout have passed."""
+    await engine.hosts.acquire(host)
+    watchdog = threading.Timer(wall + engine.limits.timeout, kill)
+    watchdog.daemon = True
+    try:
+        await engine.rate.wait()
+        engine.connections_opened += 1
+        watchdog.start()
+        return await engine.run_blocking(session)
+    finally:
+        watchdog.cancel()
+        engine.hosts.release(host)
