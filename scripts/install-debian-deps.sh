@@ -2,7 +2,7 @@
 # Installs the Debian packages that the built-in lab, the tests and the benchmarks start.
 # Idempotent: does nothing when every package is present.
 set -euo pipefail
-PACKAGES=(orthanc orthanc-dicomweb dcmtk nmap chromium chromium-driver vsftpd)
+PACKAGES=(orthanc orthanc-dicomweb dcmtk nmap chromium chromium-driver vsftpd samba smbclient rsync nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common iproute2 nginx-light)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
