@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from phiwatch import lab as lab_control
+from phiwatch.lab import control
 
-LAB_BASE_PORT = 31100
+# The whole lab's base port; PHIWATCH_TEST_BASE moves it (two test runs side by side).
+LAB_BASE_PORT = int(os.environ.get("PHIWATCH_TEST_BASE", "31100"))
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,14 @@ def lab(lab_state_dir: Path) -> Iterator[dict]:
         yield manifest
     finally:
         lab_control.down(lab_state_dir)
+
+
+@pytest.fixture(scope="module")
+def lab_plugin(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], AbstractContextManager[list[dict]]]:
+    """Start one lab plug-in server alone (`with lab_plugin("rsyncd") as services:`), on its own
+    base port (LAB_BASE_PORT + 200), so a module's tests need not start the whole lab."""
+
+    def start(name: str) -> AbstractContextManager[list[dict]]:
+        return control.single(name, tmp_path_factory.mktemp(f"plugin-{name}"), LAB_BASE_PORT + 200)
+
+    return start

@@ -311,6 +311,30 @@ def _start(state: Path, base: int) -> dict:
         raise
 
 
+@contextlib.contextmanager
+def single(name: str, folder: Path, base_port: int) -> Iterator[list[dict[str, Any]]]:
+    """Run one plug-in server alone (for its own tests): yields its manifest entries, stops it after."""
+    server = next((s for s in plugins.servers() if s.name == name), None)
+    if server is None:
+        raise LabError(f"no lab plug-in named {name!r}")
+    server.check_installed()
+    for offset in server.offsets:
+        if not process.port_free(base_port + offset):
+            raise LabError(f"port {base_port + offset} (needed by {name}) is already in use")
+    shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / name).mkdir(parents=True)
+    prepared = server.prepare(folder / name, base_port)
+    record = process.spawn(
+        name, prepared.argv, folder / "logs" / f"{name}.log", [base_port + o for o in server.offsets],
+        cwd=folder, env=_python_env() if prepared.python else None,
+    )  # fmt: skip
+    try:
+        _wait_ready([record], base_port)
+        yield server.services(base_port, prepared.facts)
+    finally:
+        process.stop([record])
+
+
 def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     pending = list(records)
