@@ -35,7 +35,10 @@ class LabServer:
 
 def servers() -> tuple[LabServer, ...]:
     """Every plug-in, in start order."""
-    return SERVERS
+    # Imported here, not at the top: plug-in modules import this one.
+    from . import rsyncd
+
+    return (*SERVERS, rsyncd.SERVER)
 
 
 SERVERS: tuple[LabServer, ...] = ()

@@ -15,7 +15,7 @@ from types import ModuleType
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom, ftp, http, webrepo
+from . import dicom, ftp, http, rsync, webrepo
 from .walk import FileOptions
 
 BANNERS: list[tuple[bytes, str]] = [
@@ -92,7 +92,7 @@ async def _http_by_port(
 
 # File-repository probes: modules with NAME, DEFAULT_PORTS and
 # `async probe(engine, host, port, FileOptions) -> walk.Outcome` (never raising).
-REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp,)
+REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp, rsync)
 
 
 def _repository_by_port(module: ModuleType) -> ByPort:
@@ -134,6 +134,8 @@ async def _identify(
                        detail="peer closed the connection at once", identified_by="none")
     if banner and classify_banner(banner) == "ftp":
         return await _repository_service(ftp, engine, host, port, options.files, "banner")
+    if banner and classify_banner(banner) == "rsync":
+        return await _repository_service(rsync, engine, host, port, options.files, "banner")
     if banner:
         return Service(host=host, port=port, protocol=classify_banner(banner),
                        status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
