@@ -208,7 +208,7 @@ class RepositoryFacts(Model):
     tls_offered: bool | None = None
     server: str | None = Field(None, description="Server banner, sanitised")
     listing: str | None = Field(None, description="How folders were listed: mlsd, list, smb, rsync, nfs, s3, html")
-    dialect: str | None = Field(None, description="Protocol version spoken: SMB dialect, rsync or NFS version")
+    dialect: str | None = Field(None, description="SMB dialect, rsync or NFS version, or web index style")
     smb1: bool | None = Field(None, description="The server accepted an SMB1 (NT LM 0.12) negotiate")
     signing_required: bool | None = Field(None, description="SMB: the server requires message signing")
     shares: list[ShareFacts] = []

@@ -62,6 +62,7 @@ def evaluate(service: Service) -> list[Finding]:
 
 # Registering modules: one per protocol.
 from . import dicom as _dicom  # noqa: E402,F401
+from . import dirindex as _dirindex  # noqa: E402,F401
 from . import ftp as _ftp  # noqa: E402,F401
 from . import http as _http  # noqa: E402,F401
 from . import rsync as _rsync  # noqa: E402,F401

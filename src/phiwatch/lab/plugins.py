@@ -36,9 +36,9 @@ class LabServer:
 def servers() -> tuple[LabServer, ...]:
     """Every plug-in, in start order."""
     # Imported here, not at the top: plug-in modules import this one.
-    from . import rsyncd
+    from . import autoindex, rsyncd
 
-    return (*SERVERS, rsyncd.SERVER)
+    return (*SERVERS, autoindex.SERVER, rsyncd.SERVER)
 
 
 SERVERS: tuple[LabServer, ...] = ()

@@ -42,3 +42,4 @@ async def probe(
 
 
 # Registering modules (each calls register at import).
+from . import dirindex as _dirindex  # noqa: E402,F401
