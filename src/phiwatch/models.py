@@ -197,6 +197,7 @@ class ShareFacts(Model):
     loops: int = Field(0, description="Directory or symlink loops detected and not followed")
     files: dict[str, FileKindCount] = Field({}, description="dicom, dicomdir, hl7, x12 -> counts")
     phi_attributes: dict[str, list[str]] = Field({}, description="kind -> PHI attribute names seen")
+    world_readable: bool | None = Field(None, description="NFS: exported to every client (*)")
     error: str | None = None
 
 

@@ -65,4 +65,5 @@ from . import dicom as _dicom  # noqa: E402,F401
 from . import dirindex as _dirindex  # noqa: E402,F401
 from . import ftp as _ftp  # noqa: E402,F401
 from . import http as _http  # noqa: E402,F401
+from . import nfs as _nfs  # noqa: E402,F401
 from . import rsync as _rsync  # noqa: E402,F401

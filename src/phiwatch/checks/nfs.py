@@ -1,0 +1,63 @@
+"""NFS repository checks over RepositoryFacts. Pure: no sockets.
+
+Which exports are listed for every client (`*`) is ShareFacts.world_readable.
+"""
+
+from __future__ import annotations
+
+from ..models import RepositoryFacts, Service
+from . import Observation, check
+from .repository import exposure, files, medical_evidence, medical_shares, walk_note
+
+CALLER = "An unprivileged NFSv3 mount (AUTH_SYS uid/gid 65534, unprivileged source port)"
+
+
+def _facts(service: Service) -> RepositoryFacts | None:
+    return service.repository if service.protocol == "nfs" else None
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(repr(name) for name in names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+@check
+def nfs_medical_files_exposed(service: Service) -> Observation | None:
+    facts = _facts(service)
+    if facts is None or facts.access != "anonymous" or not files(facts.shares):
+        return None
+    shares = medical_shares(facts)
+    how = f"{CALLER} of export(s) {_names([share.name for share in shares])}"
+    return Observation(evidence=medical_evidence(how, shares), exposure=exposure(shares))
+
+
+@check
+def nfs_world_readable_export(service: Service) -> Observation | None:
+    facts = _facts(service)
+    if facts is None:
+        return None
+    shares = [share for share in facts.shares if share.world_readable and share.readable and not files([share])]
+    if not shares:
+        return None
+    entries = sum(share.entries for share in shares)
+    return Observation(
+        evidence=(
+            f"Export(s) {_names([share.name for share in shares])} are exported to every client (*). "
+            f"{CALLER} could list them ({entries} entries, no medical file seen; {walk_note(shares)})."
+        )
+    )
+
+
+@check
+def nfs_export_list_exposed(service: Service) -> Observation | None:
+    facts = _facts(service)
+    if facts is None or facts.listing != "nfs" or not facts.shares:
+        return None
+    listed = [share.name for share in facts.shares]
+    to_all = [share.name for share in facts.shares if share.world_readable]
+    return Observation(
+        evidence=(
+            f"mountd answered MOUNTPROC3_EXPORT to an unauthenticated caller with {len(listed)} export(s) "
+            f"({_names(listed)}); {len(to_all)} of them exported to every client."
+        )
+    )
