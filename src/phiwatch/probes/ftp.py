@@ -132,10 +132,12 @@ class FtpTree:
         limit = min(self.budget.bytes_left(), max_entries * 512 + 65_536)
         cut = False
         pending = b""
+        received = 0
         parse = _parse_mlsd if self.mlsd else _parse_list
         transfer = self._transfer(f"MLSD {path}" if self.mlsd else f"LIST {path}", limit)
         try:
             for chunk in transfer:
+                received += len(chunk)
                 pending += chunk
                 lines = pending.split(b"\n")
                 pending = lines.pop()
@@ -156,7 +158,7 @@ class FtpTree:
             item = parse(pending)
             if item is not None:
                 entries.append(item)
-            cut = self.budget.bytes_left() <= 0
+            cut = received >= limit or self.budget.bytes_left() <= 0  # the listing's byte bound ended it
         return entries, cut
 
     def head(self, path: str, entry: Entry, limit: int) -> tuple[bytes, bool]:
@@ -305,7 +307,7 @@ class _Session:
             return Outcome(ProbeStatus.REJECTED, self.facts, "anonymous login refused")
         self.facts.access = "anonymous"
         self.facts.login = user
-        mlsd = "MLSD" in features
+        mlsd = bool(features & {"MLST", "MLSD"})  # RFC 3659 announces MLST; MLSD comes with it
         self.facts.listing = "mlsd" if mlsd else "list"
         walk = BoundedWalk(FtpTree(ftp, self.budget, self.timeout, mlsd), self.budget)
         detail = None

@@ -193,19 +193,19 @@ class BoundedWalk:
         hinted.sort(key=lambda pair: pair[1] is None)  # files whose names suggest a kind first
         here = 0
         for item, hint in hinted:
+            if item.size == 0:  # an empty file holds nothing, whatever its name says
+                continue
             can_sniff = (
                 here < self.limits.per_directory
                 and self.budget.sniffed < self.limits.max_files
                 and self.budget.bytes_left() > 0
-                and item.size != 0
             )
             if can_sniff:
                 here += 1
                 self._sniff(path, item)
             elif hint in MEDICAL_KINDS:
                 self.counts.setdefault(hint, FileKindCount()).estimated += 1
-                if item.size != 0:
-                    self.share.limited = True
+                self.share.limited = True
         return folders
 
     def _sniff(self, path: str, item: Entry) -> None:
@@ -220,8 +220,12 @@ class BoundedWalk:
         self.share.files_sniffed += 1
         self.share.bytes_read += len(data)
         found = sniff(bytes(data), item.name, budget=budget, complete=complete and len(data) < budget)
-        if found.kind in MEDICAL_KINDS:
-            self.counts.setdefault(found.kind, FileKindCount()).verified += 1
+        if found.kind in MEDICAL_KINDS:  # a magic number the content did not confirm is an estimate
+            count = self.counts.setdefault(found.kind, FileKindCount())
+            if found.verified:
+                count.verified += 1
+            else:
+                count.estimated += 1
             self.phi.setdefault(found.kind, set()).update(found.phi_attributes)
 
     def facts(self) -> ShareFacts:
