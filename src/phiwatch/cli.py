@@ -89,6 +89,10 @@ def scan(
     log_file: Annotated[Path | None, typer.Option(help="Write a debug log here")] = None,
     progress: Annotated[str, typer.Option(
         help="auto (Rich on a terminal, JSON lines otherwise), rich, json or none")] = "auto",
+    s3_bucket: Annotated[list[str] | None, typer.Option("--s3-bucket", metavar="NAME",
+        help="S3 bucket name to try on every S3 endpoint besides those it lists (repeatable)")] = None,
+    s3_buckets_file: Annotated[Path | None, typer.Option("--s3-buckets-file", metavar="FILE",
+        help="File of S3 bucket names, one per line (at most 1000)")] = None,
 ) -> None:
     """Find DICOM services and prove, without copying patient data, what they expose."""
     from .run import ScanRequest, run_scan
@@ -121,6 +125,8 @@ def scan(
         allow_large=allow_large,
         log_file=log_file,
         progress=progress,
+        s3_buckets=s3_bucket or [],
+        s3_buckets_file=s3_buckets_file,
     )
     try:
         result = run_scan(request, err)

@@ -21,9 +21,10 @@ from . import __version__
 from .engine import Limits
 from .inputs import read_services
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
-from .probes import dicom, http
+from .probes import dicom, http, s3
 from .probes.dicom_ul import valid_ae_title
 from .probes.identify import DEFAULT_PORTS, ProbeOptions
+from .probes.walk import FileOptions
 from .reports import write_reports
 from .reports.json_report import write_scan_json, write_schema
 from .reports.totals import exposure_by_service, total
@@ -72,6 +73,8 @@ class ScanRequest:
     allow_large: bool = False
     log_file: Path | None = None
     progress: str = "auto"
+    s3_buckets: list[str] = field(default_factory=list)  # --s3-bucket names
+    s3_buckets_file: Path | None = None
 
 
 def default_ports() -> list[int]:
@@ -110,6 +113,13 @@ def _ae_titles(path: Path | None) -> tuple[str, ...]:
     if bad:
         raise TargetError(f"bad AE title in {str(path)!r}: {bad[0][:20]!r}")
     return titles
+
+
+def _s3_buckets(request: ScanRequest) -> tuple[str, ...]:
+    try:
+        return s3.bucket_names(request.s3_buckets, request.s3_buckets_file)
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
 
 
 def _configure_logging(log_file: Path | None) -> None:
@@ -223,6 +233,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
         http=http.HttpOptions(
             try_default_logins=request.try_default_logins, max_matches=request.max_matches
         ),
+        files=FileOptions(s3_buckets=_s3_buckets(request)),
     )
     config = ScanConfig(ports=ports, limits=limits, probes=probes)
     mode = request.progress

@@ -15,7 +15,7 @@ from types import ModuleType
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom, ftp, http, nfs, rsync, webrepo
+from . import dicom, ftp, http, nfs, rsync, s3, webrepo
 from .walk import FileOptions
 
 BANNERS: list[tuple[bytes, str]] = [
@@ -92,7 +92,7 @@ async def _http_by_port(
 
 # File-repository probes: modules with NAME, DEFAULT_PORTS and
 # `async probe(engine, host, port, FileOptions) -> walk.Outcome` (never raising).
-REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp, rsync, nfs)
+REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp, rsync, s3, nfs)
 
 
 def _repository_by_port(module: ModuleType) -> ByPort:

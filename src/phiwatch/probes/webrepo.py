@@ -43,3 +43,4 @@ async def probe(
 
 # Registering modules (each calls register at import).
 from . import dirindex as _dirindex  # noqa: E402,F401
+from . import s3 as _s3  # noqa: E402,F401

@@ -1,0 +1,75 @@
+"""S3-compatible object store checks over RepositoryFacts. Pure: no sockets.
+
+The probe reports the endpoint's bucket list as the share "/" and every bucket as its own share.
+"""
+
+from __future__ import annotations
+
+from ..models import RepositoryFacts, Service, ShareFacts
+from . import Observation, check
+from .repository import exposure, files, medical_evidence, walk_note
+
+ROOT = "/"  # probes.s3.ROOT
+
+
+def _facts(service: Service) -> RepositoryFacts | None:
+    return service.repository if service.protocol == "s3" else None
+
+
+def _buckets(facts: RepositoryFacts) -> list[ShareFacts]:
+    return [share for share in facts.shares if share.name != ROOT]
+
+
+def _names(shares: list[ShareFacts]) -> str:
+    names = [repr(share.name) for share in shares[:5]]
+    more = f" and {len(shares) - 5} more" if len(shares) > 5 else ""
+    return ", ".join(names) + more
+
+
+def _how(facts: RepositoryFacts) -> str:
+    style = f" ({facts.dialect} addressing)" if facts.dialect else ""
+    return f"Unsigned S3 requests{style}"
+
+
+@check
+def s3_bucket_medical_files_exposed(service: Service) -> Observation | None:
+    facts = _facts(service)
+    if facts is None:
+        return None
+    exposed = [share for share in _buckets(facts) if share.readable and files([share])]
+    if not exposed:
+        return None
+    how = f"{_how(facts)} to bucket(s) {_names(exposed)}"
+    return Observation(evidence=medical_evidence(how, exposed), exposure=exposure(exposed))
+
+
+@check
+def s3_bucket_public_listing(service: Service) -> Observation | None:
+    facts = _facts(service)
+    if facts is None:
+        return None
+    public = [share for share in _buckets(facts) if share.readable and not files([share])]
+    if not public:
+        return None
+    entries = sum(share.entries for share in public)
+    return Observation(
+        evidence=(
+            f"{_how(facts)} listed bucket(s) {_names(public)} without credentials: {entries} entries "
+            f"listed, no medical file seen ({walk_note(public)})."
+        )
+    )
+
+
+@check
+def s3_anonymous_list_buckets(service: Service) -> Observation | None:
+    facts = _facts(service)
+    root = next((share for share in facts.shares if share.name == ROOT), None) if facts else None
+    if root is None or not root.readable:
+        return None
+    cut = " (the list was cut at its bound)" if root.limited else ""
+    return Observation(
+        evidence=(
+            f"The endpoint answered an unsigned ListBuckets (GET /) with {root.entries} bucket name(s){cut}: "
+            "anyone can enumerate its buckets and try each one."
+        )
+    )
