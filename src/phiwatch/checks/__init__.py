@@ -68,3 +68,4 @@ from . import http as _http  # noqa: E402,F401
 from . import nfs as _nfs  # noqa: E402,F401
 from . import rsync as _rsync  # noqa: E402,F401
 from . import s3 as _s3  # noqa: E402,F401
+from . import smb as _smb  # noqa: E402,F401

@@ -36,9 +36,9 @@ class LabServer:
 def servers() -> tuple[LabServer, ...]:
     """Every plug-in, in start order."""
     # Imported here, not at the top: plug-in modules import this one.
-    from . import autoindex, nfs, pyftpd, rsyncd, s3
+    from . import autoindex, nfs, pyftpd, rsyncd, s3, samba
 
-    return (*SERVERS, pyftpd.SERVER, autoindex.SERVER, rsyncd.SERVER, s3.SERVER, nfs.SERVER)
+    return (*SERVERS, pyftpd.SERVER, autoindex.SERVER, rsyncd.SERVER, s3.SERVER, nfs.SERVER, *samba.SERVERS)
 
 
 SERVERS: tuple[LabServer, ...] = ()

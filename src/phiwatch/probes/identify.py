@@ -15,7 +15,7 @@ from types import ModuleType
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom, ftp, http, nfs, rsync, s3, webrepo
+from . import dicom, ftp, http, nfs, rsync, s3, smb, webrepo
 from .walk import FileOptions
 
 BANNERS: list[tuple[bytes, str]] = [
@@ -92,7 +92,7 @@ async def _http_by_port(
 
 # File-repository probes: modules with NAME, DEFAULT_PORTS and
 # `async probe(engine, host, port, FileOptions) -> walk.Outcome` (never raising).
-REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp, rsync, s3, nfs)
+REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp, rsync, s3, nfs, smb)
 
 
 def _repository_by_port(module: ModuleType) -> ByPort:
@@ -161,8 +161,7 @@ async def _probes_in_turn(engine: Engine, host: str, port: int, options: ProbeOp
     if service.status not in NOT_THIS_PROTOCOL:
         return service
     if await _smb(engine, host, port, options.identify):
-        return Service(host=host, port=port, protocol="smb", status=ProbeStatus.OPEN,
-                       identified_by="probe")
+        return await _repository_service(smb, engine, host, port, options.files, "probe")
     return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.TIMEOUT,
                    detail="open, but no answer to TLS, HTTP, DICOM or SMB", identified_by="none")
 
