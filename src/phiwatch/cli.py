@@ -89,6 +89,13 @@ def scan(
     log_file: Annotated[Path | None, typer.Option(help="Write a debug log here")] = None,
     progress: Annotated[str, typer.Option(
         help="auto (Rich on a terminal, JSON lines otherwise), rich, json or none")] = "auto",
+    cluster: Annotated[str | None, typer.Option("--cluster", metavar="tcp://HOST:PORT",
+        help="Spread the scan's shards over the workers of this Dask scheduler")] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size",
+        help="Addresses (or listed services) per shard, the unit a resume skips")] = 4096,
+    resume: Annotated[str | None, typer.Option("--resume", metavar="SCAN_ID",
+        help="Finish an interrupted scan with its stored targets and options; only --output, "
+             "--db, --cluster, --progress and --log-file apply")] = None,
     s3_bucket: Annotated[list[str] | None, typer.Option("--s3-bucket", metavar="NAME",
         help="S3 bucket name to try on every S3 endpoint besides those it lists (repeatable)")] = None,
     s3_buckets_file: Annotated[Path | None, typer.Option("--s3-buckets-file", metavar="FILE",
@@ -125,6 +132,9 @@ def scan(
         allow_large=allow_large,
         log_file=log_file,
         progress=progress,
+        cluster=cluster,
+        shard_size=shard_size,
+        resume=resume,
         s3_buckets=s3_bucket or [],
         s3_buckets_file=s3_buckets_file,
     )

@@ -9,6 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
+from .cluster import Shard, list_shards, run_on_cluster, sweep_shards
 from .engine import Limits
 from .inputs import read_services
+from .journal import Journal, ShardTracker, request_record, resumed_request
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
 from .probes import dicom, http, s3
 from .probes.dicom_ul import valid_ae_title
@@ -34,7 +37,6 @@ from .store import Store
 from .targets import (
     LARGE_SCAN,
     TargetError,
-    address_order,
     build_excludes,
     build_targets,
     parse_ports,
@@ -73,6 +75,9 @@ class ScanRequest:
     allow_large: bool = False
     log_file: Path | None = None
     progress: str = "auto"
+    cluster: str | None = None  # a Dask scheduler, tcp://HOST:PORT; None scans in this process
+    shard_size: int = 4096  # addresses (or listed services) per shard: the unit of completion
+    resume: str | None = None  # id of an interrupted scan to finish
     s3_buckets: list[str] = field(default_factory=list)  # --s3-bucket names
     s3_buckets_file: Path | None = None
 
@@ -100,6 +105,8 @@ def _check_numbers(request: ScanRequest) -> None:
         raise TargetError("--probe-time must be between 1 and 3600 seconds")
     if not 1 <= request.host_time <= 86400:
         raise TargetError("--host-time must be between 1 and 86400 seconds")
+    if not 1 <= request.shard_size <= 1_000_000:
+        raise TargetError("--shard-size must be between 1 and 1000000")
     for title, flag in ((request.calling_ae, "--calling-ae"), (request.called_ae, "--called-ae")):
         if not valid_ae_title(title):
             raise TargetError(f"{flag} must be 1-16 printable ASCII characters without '\\'")
@@ -136,7 +143,7 @@ def _configure_logging(log_file: Path | None) -> None:
 class _Plan:
     """What the scanner will walk: every port of target addresses, or a list of services."""
 
-    job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]]
+    shards: Callable[[int], Iterator[Shard]]  # cut into shards of N addresses (or services)
     total: int
     unit: str
     summary: TargetSummary
@@ -152,7 +159,7 @@ def _sweep_plan(request: ScanRequest, ports: list[int]) -> _Plan:
         )
     summary = TargetSummary(specs=targets.specs[:1000], excludes=targets.exclude_specs[:1000],
                             addresses=targets.size, ports=ports)
-    return _Plan(lambda scanner: scanner.run(targets), targets.size, "addresses", summary)
+    return _Plan(lambda size: sweep_shards(targets.blocks, size), targets.size, "addresses", summary)
 
 
 def _list_plan(request: ScanRequest, ports: list[int]) -> _Plan:
@@ -177,10 +184,13 @@ def _list_plan(request: ScanRequest, ports: list[int]) -> _Plan:
         raise TargetError(f"{total} services to probe; more than {LARGE_SCAN} needs --allow-large")
     summary = TargetSummary(specs=scope.specs[:1000] if scope else [], excludes=excluded.specs[:1000],
                             addresses=0, ports=ports, services_file=str(path), services=total)
-    return _Plan(lambda scanner: scanner.run_services(wanted(), total), total, "services", summary)
+    return _Plan(lambda size: list_shards(wanted(), size), total, "services", summary)
 
 
 def run_scan(request: ScanRequest, console: Console) -> ScanResult:
+    previous = None
+    if request.resume is not None:
+        request, previous = resumed_request(request)
     _check_numbers(request)
     ports = parse_ports(request.ports) if request.ports else default_ports()
     plan = _list_plan(request, ports) if request.from_file else _sweep_plan(request, ports)
@@ -206,6 +216,8 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     )
     started = datetime.now(UTC)
     scan_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+    if previous is not None:
+        started, scan_id = previous.start, previous.id
     info = ScanInfo(
         id=scan_id,
         start=started,
@@ -239,13 +251,15 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     mode = request.progress
     if mode == "auto":
         mode = "rich" if console.is_terminal else "json"
-    outcome = _run_with_progress(config, plan.job, plan.total, plan.unit, console, mode)
-
-    info.end = datetime.now(UTC)
-    info.complete = outcome.complete
-    info.addresses_done = outcome.progress.done
-    services = sorted(outcome.services, key=lambda s: (address_order(s.host), s.port))
-    result = ScanResult(scan=info, services=services, findings=_sorted(outcome.findings))
+    info.complete = False
+    store = Store(request.db) if request.store else Store(memory=True)
+    try:
+        journal = Journal(store, info, request_record(request), request.shard_size)
+        outcome = _run_shards(request, config, plan, journal, console, mode)
+        info.end = datetime.now(UTC)
+        result = journal.finish(info, outcome)
+    finally:
+        store.close()
     if request.output is not None:
         path = write_scan_json(result, request.output)
         write_schema(request.output)
@@ -253,16 +267,28 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
         [html] = write_reports(result, request.output, ["html"])
         console.print(f"report.html written to {html}", markup=False)
     if request.store:
-        store = Store(request.db)
-        store.save(result)
-        store.close()
         log.info("scan %s stored in %s", scan_id, store.path)
     _summary(result, console)
     return result
 
 
-def _sorted(findings: list) -> list:
-    return sorted(findings, key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
+def _run_shards(
+    request: ScanRequest, config: ScanConfig, plan: _Plan, journal: Journal, console: Console, mode: str
+) -> ScanOutcome:
+    """The shards not yet recorded complete: on the Dask cluster, or streamed through one Scanner."""
+
+    def pending() -> Iterator[Shard]:
+        return journal.pending(plan.shards(request.shard_size))
+
+    sweep = plan.unit == "addresses"
+    total = sum(s.units for s in pending()) if sweep else max(0, plan.total - journal.units_before)
+    if request.cluster:
+        display = _Display(console, mode, total, plan.unit)
+        with display.bar or nullcontext():
+            return run_on_cluster(request.cluster, pending(), total, config, journal, display.update)
+    tracker = ShardTracker(journal)
+    job = tracker.job(pending, sweep, total)
+    return _run_with_progress(config, job, total, plan.unit, console, mode, tracker.event)
 
 
 class _Display:
@@ -311,9 +337,15 @@ def _run_with_progress(
     unit: str,
     console: Console,
     mode: str,
+    record: Callable[[str, object], None],
 ) -> ScanOutcome:
     display = _Display(console, mode, total, unit)
-    scanner = Scanner(config, lambda event, data: display.update(event, data, scanner.progress))
+
+    def listener(event: str, data: object) -> None:
+        record(event, data)
+        display.update(event, data, scanner.progress)
+
+    scanner = Scanner(config, listener)
     if display.bar is None:
         return _drive(scanner, job)
     with display.bar:

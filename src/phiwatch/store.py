@@ -1,18 +1,36 @@
 """The scan store: every scan in an embedded SQLite database (SQLAlchemy), for later comparison.
 
 It holds what scan.json holds: facts, attribute names and counts, never a PHI value.
+It is also a scan's journal: the request that started it (`scan_plans`), each shard
+as it completes (`scan_shards`) and each service with its findings as soon as it is
+found, one row per (scan, host, port), so `scan --resume` can finish a scan whose
+process died. SQLite runs in WAL mode: a commit survives a killed process.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from .models import ScanResult
+from .models import Finding, ScanInfo, ScanResult, Service
 
 
 def default_db_path() -> Path:
@@ -44,6 +62,8 @@ class ServiceRow(Base):
     status: Mapped[str] = mapped_column(String(24))
     facts: Mapped[dict] = mapped_column(JSON)
 
+    __table_args__ = (Index("ux_services_scan_host_port", "scan_id", "host", "port", unique=True),)
+
 
 class FindingRow(Base):
     __tablename__ = "findings"
@@ -58,50 +78,131 @@ class FindingRow(Base):
     finding: Mapped[dict] = mapped_column(JSON)
 
 
+class PlanRow(Base):
+    """What a scan was asked to do, so `scan --resume` can rebuild it."""
+
+    __tablename__ = "scan_plans"
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
+    request: Mapped[dict] = mapped_column(JSON)
+    shard_size: Mapped[int]
+
+
+class ShardRow(Base):
+    """A shard whose every address (or listed service) was scanned and recorded."""
+
+    __tablename__ = "scan_shards"
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    units: Mapped[int]
+    services: Mapped[int]
+    finished: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _sqlite_pragmas(connection: object, _record: object) -> None:
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable across a killed process
+    cursor.close()
+
+
+def _scan_row(info: ScanInfo) -> ScanRow:
+    return ScanRow(id=info.id, started=info.start, ended=info.end, version=info.version,
+                   complete=info.complete, scan=info.model_dump(mode="json"))
+
+
+def _service_row(scan_id: str, service: Service) -> ServiceRow:
+    return ServiceRow(scan_id=scan_id, host=service.host, port=service.port, protocol=service.protocol,
+                      status=service.status.value, facts=service.model_dump(mode="json"))
+
+
+def _finding_row(scan_id: str, finding: Finding) -> FindingRow:
+    return FindingRow(scan_id=scan_id, check_id=finding.check_id, severity=finding.severity.value,
+                      host=finding.host, port=finding.port, protocol=finding.protocol,
+                      evidence=finding.evidence, finding=finding.model_dump(mode="json"))
+
+
 class Store:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.path}")
+    def __init__(self, path: Path | None = None, memory: bool = False) -> None:
+        """The store at `path` (default: the user's data folder), or a private one in memory."""
+        self.path = Path(":memory:") if memory else path or default_db_path()
+        if memory:
+            self.engine = create_engine("sqlite://")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        with self.engine.begin() as connection:  # stores made before the index existed
+            for index in Base.metadata.tables["services"].indexes:
+                index.create(connection, checkfirst=True)
 
     def save(self, result: ScanResult) -> None:
+        """Store a whole scan, replacing whatever was stored under its id."""
         info = result.scan
         with Session(self.engine) as session, session.begin():
-            session.merge(
-                ScanRow(
-                    id=info.id,
-                    started=info.start,
-                    ended=info.end,
-                    version=info.version,
-                    complete=info.complete,
-                    scan=info.model_dump(mode="json"),
-                )
-            )
-            for service in result.services:
-                session.add(
-                    ServiceRow(
-                        scan_id=info.id,
-                        host=service.host,
-                        port=service.port,
-                        protocol=service.protocol,
-                        status=service.status.value,
-                        facts=service.model_dump(mode="json"),
-                    )
-                )
-            for finding in result.findings:
-                session.add(
-                    FindingRow(
-                        scan_id=info.id,
-                        check_id=finding.check_id,
-                        severity=finding.severity.value,
-                        host=finding.host,
-                        port=finding.port,
-                        protocol=finding.protocol,
-                        evidence=finding.evidence,
-                        finding=finding.model_dump(mode="json"),
-                    )
-                )
+            session.merge(_scan_row(info))
+            session.execute(delete(ServiceRow).where(ServiceRow.scan_id == info.id))
+            session.execute(delete(FindingRow).where(FindingRow.scan_id == info.id))
+            session.add_all(_service_row(info.id, service) for service in result.services)
+            session.add_all(_finding_row(info.id, finding) for finding in result.findings)
+
+    def begin(self, info: ScanInfo, request: dict, shard_size: int) -> None:
+        """A scan starts (or resumes): its row, marked incomplete, and its request."""
+        with Session(self.engine) as session, session.begin():
+            session.merge(_scan_row(info))
+            session.merge(PlanRow(scan_id=info.id, request=request, shard_size=shard_size))
+
+    def record(
+        self,
+        scan_id: str,
+        found: Iterable[tuple[Service, list[Finding]]],
+        shard: tuple[int, str, int] | None = None,
+    ) -> None:
+        """In one transaction: services with their findings (each replacing an earlier record of
+        the same host and port), then, if given, a shard (index, digest, units) marked complete."""
+        with Session(self.engine) as session, session.begin():
+            count = 0
+            for service, findings in found:
+                count += 1
+                same = (ServiceRow.scan_id == scan_id, ServiceRow.host == service.host,
+                        ServiceRow.port == service.port)
+                session.execute(delete(ServiceRow).where(*same))
+                session.execute(delete(FindingRow).where(
+                    FindingRow.scan_id == scan_id, FindingRow.host == service.host,
+                    FindingRow.port == service.port))
+                session.add(_service_row(scan_id, service))
+                session.add_all(_finding_row(scan_id, finding) for finding in findings)
+            if shard is not None:
+                index, digest, units = shard
+                session.merge(ShardRow(scan_id=scan_id, shard=index, digest=digest, units=units,
+                                       services=count, finished=datetime.now(UTC)))
+
+    def finish(self, info: ScanInfo) -> None:
+        """The scan's row gets its end, completeness and progress."""
+        with Session(self.engine) as session, session.begin():
+            session.merge(_scan_row(info))
+
+    def plan(self, scan_id: str) -> tuple[ScanInfo, dict, int] | None:
+        """A journaled scan's info, request and shard size; None when there is none."""
+        with Session(self.engine) as session:
+            row = session.get(ScanRow, scan_id)
+            plan = session.get(PlanRow, scan_id)
+            if row is None or plan is None:
+                return None
+            return ScanInfo.model_validate(row.scan), plan.request, plan.shard_size
+
+    def shards(self, scan_id: str) -> dict[int, tuple[str, int]]:
+        """Completed shards of a scan: index -> (digest, units)."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(ShardRow.shard, ShardRow.digest, ShardRow.units)
+                                   .where(ShardRow.scan_id == scan_id))
+            return {index: (digest, units) for index, digest, units in rows}
+
+    def count_services(self, scan_id: str) -> int:
+        with Session(self.engine) as session:
+            query = select(func.count()).select_from(ServiceRow).where(ServiceRow.scan_id == scan_id)
+            return int(session.scalar(query) or 0)
 
     def scans(self) -> list[ScanRow]:
         with Session(self.engine) as session:
