@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import tracemalloc
 
@@ -74,3 +75,23 @@ def test_ports():
     for bad in ("0", "70000", "x", "5-1", ","):
         with pytest.raises(TargetError):
             parse_ports(bad)
+
+
+def test_streamed_text_is_the_canonical_address_text():
+    for spec in ("0.0.0.0-0.0.0.2", "255.255.255.254-255.255.255.255", "10.0.0.255-10.0.1.0",
+                 "::ffff:102:304-::ffff:102:305", "2001:db8::fffe-2001:db8::1:1"):
+        streamed = addresses(spec)
+        start, end = (ipaddress.ip_address(part) for part in spec.split("-"))
+        expected = [str(ipaddress.ip_address(v)) for v in range(int(start), int(end) + 1)]
+        assert streamed == expected
+        assert all(isinstance(text, str) for text in streamed)
+
+
+def test_a_large_sweep_keeps_no_address_objects():
+    targets = build_targets(["10.0.0.0/16"])
+    tracemalloc.start()
+    count = sum(1 for _ in targets.addresses())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 65536
+    assert peak < 64 * 1024

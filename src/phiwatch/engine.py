@@ -1,25 +1,27 @@
-"""The only place that opens sockets.
+"""The only place that opens sockets (through `dial`, its socket-level half).
 
 It owns timeouts, connect retries, the global and per-host connection limits,
 the connection rate, per-probe byte budgets, TLS wrapping and the bounded
 thread pool for blocking libraries. Probes talk to peers only through a
 `Channel`, whose failures are `ProbeFailure`s carrying a closed-vocabulary
-status, never a traceback.
+status, never a traceback. A sweep asks `try_connect`, which answers None for a port
+that is not open without raising anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import ssl
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .dial import HostSlots, RateLimiter, SocketAddress, dial, numeric_address
 from .models import ProbeStatus, TlsFacts
 from .tlsinfo import tls_facts
 
@@ -48,60 +50,6 @@ class ProbeFailure(Exception):
         self.detail = detail
 
 
-class RateLimiter:
-    """Token bucket over new connections; 0 means unlimited."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        if self.rate <= 0:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-                now = self._next
-            # allow small bursts, never a backlog of credit
-            self._next = max(self._next, now - 0.05) + 1.0 / self.rate
-
-
-class HostSlots:
-    """Per-host connection limits; entries vanish when a host has no connection open."""
-
-    def __init__(self, per_host: int) -> None:
-        self.per_host = per_host
-        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
-
-    async def acquire(self, host: str) -> None:
-        sem, users = self._slots.get(host, (asyncio.Semaphore(self.per_host), 0))
-        self._slots[host] = (sem, users + 1)
-        try:
-            await sem.acquire()
-        except BaseException:
-            self._drop(host)
-            raise
-
-    def release(self, host: str) -> None:
-        entry = self._slots.get(host)
-        if entry is None:
-            return
-        entry[0].release()
-        self._drop(host)
-
-    def _drop(self, host: str) -> None:
-        sem, users = self._slots[host]
-        if users <= 1:
-            del self._slots[host]
-        else:
-            self._slots[host] = (sem, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._slots)
-
-
 def _insecure_tls_context() -> ssl.SSLContext:
     """We observe certificates, we do not trust them: verification is reported, not enforced."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -115,22 +63,6 @@ def _insecure_tls_context() -> ssl.SSLContext:
     except ssl.SSLError:
         pass
     return context
-
-
-class _Connecting(asyncio.Protocol):
-    """Holds a fresh connection until a stream takes it over; keeps bytes that come early."""
-
-    def __init__(self) -> None:
-        self.early = bytearray()
-        self.eof = False
-
-    def data_received(self, data: bytes) -> None:
-        if len(self.early) < 65536:
-            self.early += data[: 65536 - len(self.early)]
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        return True
 
 
 class Channel:
@@ -245,8 +177,11 @@ class Channel:
         await self.close()
 
 
-_REFUSED = {errno.ECONNREFUSED}
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EACCES}
+_RESET = {errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE}
+_MAX_ADDRESSES = 4  # addresses of one host name tried at most
+
+Connected = Channel | ProbeFailure | int  # an int is the errno of a failed connect
 
 
 class Engine:
@@ -262,76 +197,91 @@ class Engine:
         self, host: str, port: int, tls: bool = False, timeout: float | None = None
     ) -> Channel:
         """Open a connection under every limit; raises ProbeFailure with a status."""
-        await self.hosts.acquire(host)
+        result = await self._connect(host, port, tls, timeout or self.limits.timeout)
+        if isinstance(result, Channel):
+            return result
+        raise result if isinstance(result, ProbeFailure) else connect_failure(result)
+
+    async def try_connect(self, host: str, port: int) -> Channel | None:
+        """Plain TCP for a sweep: a Channel, or None when the port is not open. Never raises."""
+        result = await self._connect(host, port, False, self.limits.timeout)
+        return result if isinstance(result, Channel) else None
+
+    async def _connect(self, host: str, port: int, tls: bool, timeout: float) -> Connected:
+        if not self.hosts.try_acquire(host):
+            await self.hosts.acquire(host)
         try:
-            return await self._connect_with_retries(host, port, tls, timeout or self.limits.timeout)
+            result = await self._attempts(host, port, tls, timeout)
         except BaseException:
             self.hosts.release(host)
             raise
+        if not isinstance(result, Channel):
+            self.hosts.release(host)
+        return result
 
-    async def _connect_with_retries(
-        self, host: str, port: int, tls: bool, timeout: float
-    ) -> Channel:
-        attempts = 1 + max(0, self.limits.retries)
-        for attempt in range(attempts):
-            await self.rate.wait()
-            self.connections_opened += 1
-            try:
-                transport, connecting = await self._tcp_connect(host, port, tls, timeout)
-            except TimeoutError as exc:
-                if attempt + 1 < attempts and not tls:
-                    continue
-                raise ProbeFailure(ProbeStatus.TIMEOUT, "no answer to connect") from exc
-            except ssl.SSLError as exc:
-                raise ProbeFailure(ProbeStatus.TLS_ERROR, "TLS handshake failed") from exc
-            except OSError as exc:
-                if tls and isinstance(exc, ConnectionError) and exc.errno not in _REFUSED:
-                    raise ProbeFailure(ProbeStatus.TLS_ERROR, "peer closed during TLS handshake") from exc
-                raise _connect_failure(exc) from exc
-            return self._channel(transport, connecting, host, port)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+    async def _attempts(self, host: str, port: int, tls: bool, timeout: float) -> Connected:
+        """Connect, again after a timeout as often as `retries` says; then TLS if asked."""
+        numeric = numeric_address(host, port)
+        targets = [numeric] if numeric is not None else await self._resolve(host, port, timeout)
+        if isinstance(targets, ProbeFailure):
+            return targets
+        code = errno.ETIMEDOUT
+        for target in targets:
+            for _ in range(1 + max(0, self.limits.retries)):
+                if self.rate.rate > 0:
+                    await self.rate.wait()
+                self.connections_opened += 1
+                result = await dial(target, timeout)
+                if not isinstance(result, int):
+                    return await self._wrap(result, host, port, tls, timeout)
+                code = result
+                if code != errno.ETIMEDOUT:
+                    break
+        return code
 
-    async def _tcp_connect(
-        self, host: str, port: int, tls: bool, timeout: float
-    ) -> tuple[asyncio.BaseTransport, _Connecting]:
-        """Connect with a bare protocol: refused and silent ports cost no stream objects."""
+    async def _resolve(self, host: str, port: int, timeout: float) -> list[SocketAddress] | ProbeFailure:
+        """A host name's first few addresses, resolved by the loop (not blocking it)."""
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            transport, protocol = await loop.create_connection(
-                _Connecting,
-                host,
-                port,
-                ssl=self.tls_context if tls else None,
-                server_hostname="" if tls else None,
-                ssl_handshake_timeout=timeout if tls else None,
-            )
-        return transport, protocol
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (TimeoutError, OSError, UnicodeError, ValueError):
+            infos = []
+        targets: list[SocketAddress] = list(dict.fromkeys((info[0], info[4]) for info in infos))
+        return targets[:_MAX_ADDRESSES] or ProbeFailure(ProbeStatus.UNREACHABLE, "host name does not resolve")
 
-    def _channel(
-        self, transport: asyncio.BaseTransport, connecting: _Connecting, host: str, port: int
-    ) -> Channel:
+    async def _wrap(self, sock: socket.socket, host: str, port: int, tls: bool, timeout: float) -> Connected:
+        """Hand a connected socket to the loop as a stream; the TLS handshake when asked."""
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=65536, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        if connecting.early:
-            reader.feed_data(bytes(connecting.early))
-        if connecting.eof:
-            reader.feed_eof()
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        try:  # from here on the transport owns the socket, also when this fails
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: protocol,
+                    sock=sock,
+                    ssl=self.tls_context if tls else None,
+                    server_hostname="" if tls else None,
+                    ssl_handshake_timeout=timeout if tls else None,
+                )
+        except TimeoutError:
+            return ProbeFailure(ProbeStatus.TIMEOUT, "no TLS handshake in time" if tls else "no answer to connect")
+        except ssl.SSLError:
+            return ProbeFailure(ProbeStatus.TLS_ERROR, "TLS handshake failed")
+        except OSError as exc:
+            if tls and isinstance(exc, ConnectionError):
+                return ProbeFailure(ProbeStatus.TLS_ERROR, "peer closed during TLS handshake")
+            return connect_failure(exc.errno or errno.EIO)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         channel = Channel(self, host, port, reader, writer, self.limits.byte_budget)
         ssl_object = writer.get_extra_info("ssl_object")
         if ssl_object is not None:
             channel.tls = tls_facts(ssl_object)
         return channel
-
 
     def _release(self, host: str) -> None:
         self.hosts.release(host)
@@ -345,11 +295,14 @@ class Engine:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _connect_failure(exc: OSError) -> ProbeFailure:
-    if exc.errno in _REFUSED or isinstance(exc, ConnectionRefusedError):
+def connect_failure(code: int) -> ProbeFailure:
+    """The status of a failed connect, from its errno."""
+    if code == errno.ECONNREFUSED:
         return ProbeFailure(ProbeStatus.REFUSED, "connection refused")
-    if exc.errno in _UNREACHABLE:
+    if code == errno.ETIMEDOUT:
+        return ProbeFailure(ProbeStatus.TIMEOUT, "no answer to connect")
+    if code in _UNREACHABLE:
         return ProbeFailure(ProbeStatus.UNREACHABLE, "host or network unreachable")
-    if isinstance(exc, ConnectionError):
+    if code in _RESET:
         return ProbeFailure(ProbeStatus.RESET, "connection reset")
-    return ProbeFailure(ProbeStatus.ERROR, f"connect failed: {exc.strerror or type(exc).__name__}")
+    return ProbeFailure(ProbeStatus.ERROR, f"connect failed: {os.strerror(code)}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from .cluster import Shard
 from .models import Finding, ScanInfo, ScanResult, Service
 from .scanner import Scanner, ScanOutcome
 from .store import Store
-from .targets import Block, TargetError, TargetSet, address_order
+from .targets import TargetError, TargetSet
 
 if TYPE_CHECKING:
     from .run import ScanRequest
@@ -143,19 +142,7 @@ class Journal:
         self.store.finish(info)
         loaded = self.store.load(self.scan_id)
         assert loaded is not None
-        services = sorted(loaded.services, key=lambda s: (address_order(s.host), s.port))
-        findings = sorted(loaded.findings, key=lambda f: (-f.severity.rank, address_order(f.host),
-                                                          f.port, f.check_id))
-        return ScanResult(scan=info, services=services, findings=findings)
-
-
-def _addresses(block: Block) -> Iterator[str]:
-    if block.version == 4:  # the common case, without an address object per address
-        for value in range(block.first, block.last + 1):
-            yield socket.inet_ntoa(value.to_bytes(4, "big"))
-    else:
-        for value in range(block.first, block.last + 1):
-            yield str(block.address(value))
+        return ScanResult(scan=info, services=loaded.services, findings=loaded.findings)
 
 
 def _shard_key(shard: Shard | None) -> tuple[int, str, int] | None:
@@ -179,7 +166,7 @@ class ShardTracker:
         for shard in shards:
             self.left[shard.index] = (shard, shard.units)
             for block in shard.blocks:
-                for address in _addresses(block):
+                for address in block.addresses():
                     self._note(address, shard)
                     yield address
 

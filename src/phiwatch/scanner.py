@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .checks import evaluate
-from .engine import Engine, Limits, ProbeFailure
+from .engine import Channel, Engine, Limits
 from .models import Finding, ProbeStatus, Service
 from .probes.identify import ProbeOptions, service_on
 from .targets import TargetSet
@@ -48,6 +48,7 @@ class ScanOutcome:
 
 
 Listener = Callable[[str, object], None]
+_YIELD_EVERY = 32  # jobs a worker runs without giving the loop a turn, when none waited
 
 
 class Scanner:
@@ -57,23 +58,27 @@ class Scanner:
         self.listener = listener or (lambda _event, _data: None)
         self.services: list[Service] = []
         self.findings: list[Finding] = []
-        self._remaining: dict[str, int] = {}
-        self._host_started: dict[str, float] = {}
+        self._hosts: dict[str, list[float]] = {}  # host -> [jobs left, started]; only hosts in flight
         self._per_service = False
         self.progress = Progress(total=0)
 
     def _jobs(self, targets: TargetSet) -> Iterator[tuple[str, int]]:
+        ports = self.config.ports
+        hosts = self._hosts
         for address in targets.addresses():
-            self._remaining[address] = len(self.config.ports)
-            self._host_started[address] = time.monotonic()
-            for port in self.config.ports:
+            hosts[address] = [len(ports), time.monotonic()]
+            for port in ports:
                 yield address, port
 
     def _listed(self, services: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:
         """Services from a discovery tool's list: each one is a unit of progress."""
+        hosts = self._hosts
         for host, port in services:
-            self._remaining[host] = self._remaining.get(host, 0) + 1
-            self._host_started.setdefault(host, time.monotonic())
+            record = hosts.get(host)
+            if record is None:
+                hosts[host] = [1, time.monotonic()]
+            else:
+                record[0] += 1
             yield host, port
 
     async def run(self, targets: TargetSet) -> ScanOutcome:
@@ -102,27 +107,33 @@ class Scanner:
         return ScanOutcome(self.services, self.findings, self.progress, complete)
 
     async def _worker(self, jobs: Iterator[tuple[str, int]]) -> None:
+        hosts, progress, connect = self._hosts, self.progress, self.engine.try_connect
+        per_service = self._per_service
+        since_yield = 0
         for host, port in jobs:
-            await self._scan_port(host, port)
-            if self._per_service:
-                self.progress.done += 1
-            remaining = self._remaining[host] - 1
-            if remaining:
-                self._remaining[host] = remaining
+            channel = await connect(host, port)
+            if channel is not None:
+                await self._probe(host, port, channel)
+                since_yield = 0
+            elif since_yield == _YIELD_EVERY:
+                await asyncio.sleep(0)  # closed ports may answer at once: let the loop breathe
+                since_yield = 0
+            else:
+                since_yield += 1
+            if per_service:
+                progress.done += 1
+            record = hosts[host]
+            if record[0] > 1:
+                record[0] -= 1
                 continue
-            del self._remaining[host]
-            del self._host_started[host]
-            if not self._per_service:
-                self.progress.done += 1
+            del hosts[host]
+            if not per_service:
+                progress.done += 1
             self.listener("host-done", host)
 
-    async def _scan_port(self, host: str, port: int) -> None:
-        try:
-            channel = await self.engine.connect(host, port)
-        except ProbeFailure:
-            return  # refused, filtered or unreachable: not an open service
+    async def _probe(self, host: str, port: int, channel: Channel) -> None:
         limits = self.config.limits
-        host_left = limits.host_time - (time.monotonic() - self._host_started[host])
+        host_left = limits.host_time - (time.monotonic() - self._hosts[host][1])
         try:
             if host_left <= 0:
                 raise TimeoutError

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .models import Finding, ScanInfo, ScanResult, Service
+from .targets import address_order
 
 
 def default_db_path() -> Path:
@@ -215,13 +216,17 @@ class Store:
                 return None
             services = session.scalars(select(ServiceRow).where(ServiceRow.scan_id == scan_id))
             findings = session.scalars(select(FindingRow).where(FindingRow.scan_id == scan_id))
-            return ScanResult.model_validate(
+            result = ScanResult.model_validate(
                 {
                     "scan": row.scan,
                     "services": [s.facts for s in services],
                     "findings": [f.finding for f in findings],
                 }
             )
+        # The order of scan.json: services by address and port, findings by severity first.
+        result.services.sort(key=lambda s: (address_order(s.host), s.port))
+        result.findings.sort(key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
+        return result
 
     def close(self) -> None:
         self.engine.dispose()

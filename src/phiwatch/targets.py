@@ -36,6 +36,16 @@ class Block:
     def size(self) -> int:
         return self.last - self.first + 1
 
+    def addresses(self) -> Iterator[str]:
+        """Every address of the block as text, streamed, without address objects."""
+        if self.version == 4:
+            ntoa = socket.inet_ntoa
+            for value in range(self.first, self.last + 1):
+                yield ntoa(value.to_bytes(4, "big"))
+        else:
+            for value in range(self.first, self.last + 1):
+                yield str(ipaddress.IPv6Address(value))
+
     def address(self, value: int) -> Address:
         if self.version == 4:
             return ipaddress.IPv4Address(value)
@@ -162,9 +172,9 @@ class TargetSet:
         return sum(block.size for block in self.blocks)
 
     def addresses(self) -> Iterator[str]:
+        """Every address as text, block by block; one string at a time."""
         for block in self.blocks:
-            for value in range(block.first, block.last + 1):
-                yield str(block.address(value))
+            yield from block.addresses()
 
     def __contains__(self, address: str) -> bool:
         try:
