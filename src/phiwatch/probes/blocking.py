@@ -8,11 +8,14 @@ a thread.
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from ..engine import Engine
+from ..models import ProbeStatus
 
 T = TypeVar("T")
 
@@ -37,3 +40,16 @@ async def run_session(
     finally:
         watchdog.cancel()
         engine.hosts.release(host)
+
+
+def os_failure(exc: BaseException) -> tuple[ProbeStatus, str]:
+    """The status of a socket-level failure; ERROR for anything else. Never the exception's text."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ProbeStatus.REFUSED, "connection refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return ProbeStatus.TIMEOUT, "no answer in time"
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return ProbeStatus.UNREACHABLE, "host or network unreachable"
+        return ProbeStatus.RESET, "connection reset"
+    return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"

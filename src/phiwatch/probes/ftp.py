@@ -12,7 +12,6 @@ patient names in medical shares) and never server text that may quote one.
 
 from __future__ import annotations
 
-import errno
 import ftplib
 import re
 import socket
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import run_session, session_wall
+from .blocking import os_failure, run_session, session_wall
 from .walk import (
     BoundedWalk,
     Budget,
@@ -239,10 +238,6 @@ def _code(exc: BaseException) -> str:
 
 
 def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeStatus.REFUSED, "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return ProbeStatus.TIMEOUT, "no answer in time"
     if isinstance(exc, EOFError):
         return ProbeStatus.RESET, "peer closed the connection"
     if isinstance(exc, ftplib.error_temp):
@@ -251,11 +246,7 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
         return ProbeStatus.REJECTED, f"server refused ({_code(exc)})"
     if isinstance(exc, ftplib.Error | UnicodeError | ValueError):
         return ProbeStatus.PROTOCOL_ERROR, "reply is not FTP"
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ProbeStatus.UNREACHABLE, "host or network unreachable"
-        return ProbeStatus.RESET, "connection reset"
-    return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"
+    return os_failure(exc)
 
 
 class _Session:

@@ -24,7 +24,6 @@ folder name, never server text.
 
 from __future__ import annotations
 
-import errno
 import posixpath
 import random
 import socket
@@ -42,7 +41,7 @@ from pyNfsClient.rtypes import diropargs3, nfs_fh3, readdirplus3args
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import run_session, session_wall
+from .blocking import os_failure, run_session, session_wall
 from .walk import (
     BoundedWalk,
     Budget,
@@ -396,17 +395,9 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
         return exc.status, str(exc)
     if isinstance(exc, Stop):
         return ProbeStatus.TIMEOUT, "session wall time spent"
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeStatus.REFUSED, "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return ProbeStatus.TIMEOUT, "no answer in time"
     if isinstance(exc, EOFError | XDRError | struct.error | ValueError | TypeError | KeyError | RecursionError):
         return ProbeStatus.PROTOCOL_ERROR, "malformed RPC reply"
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ProbeStatus.UNREACHABLE, "host or network unreachable"
-        return ProbeStatus.RESET, "connection reset"
-    return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"
+    return os_failure(exc)
 
 
 class _Session:

@@ -19,7 +19,6 @@ folder name, and never server text (MOTD, @ERROR lines, log messages) that may q
 
 from __future__ import annotations
 
-import errno
 import posixpath
 import socket
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import run_session, session_wall
+from .blocking import os_failure, run_session, session_wall
 from .rsync_proto import (
     GLOB,
     PROTOCOL,
@@ -210,9 +209,7 @@ class RsyncTree:
 
 
 def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeStatus.REFUSED, "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout | Stop):
+    if isinstance(exc, Stop):
         return ProbeStatus.TIMEOUT, "no answer in time"
     if isinstance(exc, EOFError):
         return ProbeStatus.RESET, "peer closed the connection"
@@ -220,11 +217,7 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
         return ProbeStatus.PROTOCOL_ERROR, "reply is not the rsync daemon protocol"
     if isinstance(exc, NotSent):
         return ProbeStatus.REJECTED, "the daemon refused the request"
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ProbeStatus.UNREACHABLE, "host or network unreachable"
-        return ProbeStatus.RESET, "connection reset"
-    return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"
+    return os_failure(exc)
 
 
 class _Session:

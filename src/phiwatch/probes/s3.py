@@ -22,7 +22,6 @@ Facts carry counts, bucket names (sanitised) and S3 error codes only: never an o
 
 from __future__ import annotations
 
-import errno
 import http.client
 import os
 import re
@@ -48,7 +47,7 @@ from ..engine import Engine, ProbeFailure
 from ..models import HttpFacts, ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
 from . import webrepo
-from .blocking import run_session, session_wall
+from .blocking import os_failure, run_session, session_wall
 from .http_client import USER_AGENT, HttpLimits, HttpSession
 from .walk import (
     BoundedWalk,
@@ -464,10 +463,6 @@ def _entries(page: dict[str, Any], prefix: str) -> list[Entry]:
 
 
 def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeStatus.REFUSED, "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return ProbeStatus.TIMEOUT, "no answer in time"
     if isinstance(exc, Stop):
         if str(exc) == "time":
             return ProbeStatus.TIMEOUT, "session wall time spent"
@@ -482,13 +477,9 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
         return ProbeStatus.PROTOCOL_ERROR, "answer is not S3"
     if isinstance(exc, ClientError):
         return ProbeStatus.REJECTED, f"refused ({_code(exc)})"
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ProbeStatus.UNREACHABLE, "host or network unreachable"
-        return ProbeStatus.RESET, "connection reset"
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, BotoCoreError):  # not an OSError
         return ProbeStatus.PROTOCOL_ERROR, "answer is not S3"
-    return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"
+    return os_failure(exc)
 
 
 class _Session:
