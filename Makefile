@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= demo-output
-LAB_PORTS ?= 21100-21121
+LAB_PORTS ?= 21100-21127
 
 .PHONY: install deps demo test lint lab-up lab-down bench clean lock
 
@@ -20,9 +20,12 @@ install: $(BIN)/phiwatch
 deps:
 	bash scripts/install-debian-deps.sh
 
+# demo scans the lab's loopback ports and, on ports 111 and 2049, its NFS server's address inside its own
+# network namespace (read from the lab's manifest).
 demo: deps install
 	$(BIN)/phiwatch lab up
-	$(BIN)/phiwatch scan 127.0.0.1 -p $(LAB_PORTS) --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
+	nfs_host=$$($(BIN)/python -c 'from phiwatch import lab; print(*{s["host"] for s in lab.manifest()["services"] if "host" in s})') && \
+	$(BIN)/phiwatch scan 127.0.0.1 $$nfs_host -p 111,2049,$(LAB_PORTS) --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
 	@echo "Report: $(CURDIR)/$(OUT)/report.html (data: $(OUT)/scan.json; stop the lab with: make lab-down)"
 
 test: deps install

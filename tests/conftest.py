@@ -24,7 +24,7 @@ def lab_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def lab(lab_state_dir: Path) -> Iterator[dict]:
-    """The lab on 127.0.0.1:31100-31119; yields its manifest, stops it at the end."""
+    """The whole lab on base LAB_BASE_PORT (31100 .. 31199 reserved); yields its manifest, stops it at the end."""
     # Registered first, so servers never outlive the test run even if teardown is skipped.
     atexit.register(lab_control.down, lab_state_dir)
     manifest = lab_control.up(lab_state_dir, base_port=LAB_BASE_PORT)

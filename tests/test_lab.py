@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import stat
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,15 +159,30 @@ def unverified_tls() -> ssl.SSLContext:
 # --- the manifest ------------------------------------------------------------------
 
 
-def test_manifest_lists_twenty_two_services_on_consecutive_loopback_ports(lab, lab_state_dir):
+# Plug-in servers (lab/plugins.py) after the built-in ones: (name, port, protocol, host); host None is
+# the lab's loopback host, NFS_HOST is the address inside the NFS server's own network namespace.
+NFS_HOST = "100.65.229.242"  # 100.64.0.0 + 4 * 31100 + 2: the namespace end of base 31100's /30
+PLUGIN_SERVICES = [
+    ("pyftpdlib-mlsd", 31127, "ftp", None),
+    ("nginx-autoindex", 31126, "http", None),
+    ("rsyncd", 31124, "rsync", None),
+    ("moto-s3", 31125, "s3", None),
+    ("nfs-ganesha", 2049, "nfs", NFS_HOST),
+    ("nfs-ganesha-rpcbind", 111, "nfs", NFS_HOST),
+    ("samba-guest", 31122, "smb", None),
+    ("samba-auth", 31123, "smb", None),
+]
+
+
+def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_dir):
     # Given the lab is up on base port 31100
     # When its manifest is read back
     on_disk = lab_control.manifest(lab_state_dir)
-    # Then it is the one up() returned, with twenty-two services on 31100-31121
+    # Then it is the one up() returned, with the twenty-two built-in services on 31100-31121
     assert on_disk == lab
     assert lab["host"] == HOST and lab["base_port"] == 31100
     names = [s["name"] for s in lab["services"]]
-    assert names == [
+    assert names[:22] == [
         "orthanc-open",
         "orthanc-open-http",
         "orthanc-locked",
@@ -181,16 +197,50 @@ def test_manifest_lists_twenty_two_services_on_consecutive_loopback_ports(lab, l
         "vsftpd-anonymous",
         "vsftpd-closed",
     ]
-    assert [s["port"] for s in lab["services"]] == list(range(31100, 31122))
+    assert [s["port"] for s in lab["services"][:22]] == list(range(31100, 31122))
+    protocols = [s["protocol"] for s in lab["services"][:22]]
+    assert protocols == ["dicom", "http"] * 2 + ["dicom"] * 5 + ["http"] * 11 + ["ftp"] * 2
+    # And after them the plug-ins' services, on 31122-31127 and, for NFS, inside its namespace
+    plugins = [(s["name"], s["port"], s["protocol"], s.get("host")) for s in lab["services"][22:]]
+    assert plugins == PLUGIN_SERVICES
+    assert all("host" not in s for s in lab["services"][:22])
+    assert sorted(s["port"] for s in lab["services"] if "host" not in s) == list(range(31100, 31128))
     for entry in lab["services"]:
-        assert entry["protocol"] in ("dicom", "http", "ftp")
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
+        assert entry["process"]
+        assert entry["expected"].get("access", "-") in ("-", "anonymous", "denied", "not-attempted")
     assert [s["name"] for s in lab["services"] if s["tls"]] == ["pynetdicom-tls"]
     assert lab["canary"]["strings"] == CANARY_STRINGS
+    # And the canary list names every server that holds the canary patient, plug-ins included
+    assert lab["canary"]["planted_in"] == [
+        "orthanc-open", "orthanc-locked", "dcmqrscp", "pynetdicom-any", "pynetdicom-tls", "orthanc-default",
+        "fixture-dcm4chee-arc", "fixture-dicomweb", "vsftpd-anonymous",
+        "pyftpdlib-mlsd", "nginx-autoindex", "rsyncd", "moto-s3", "nfs-ganesha", "samba-guest", "samba-auth",
+    ]  # fmt: skip
+    said = {s["name"] for s in lab["services"] if s["expected"].get("canary")}
+    assert said <= set(lab["canary"]["planted_in"])
+    assert said & {name for name, *_ in PLUGIN_SERVICES} == {
+        "pyftpdlib-mlsd", "nginx-autoindex", "rsyncd", "moto-s3", "nfs-ganesha", "samba-guest"}  # fmt: skip
     # And every fixture says so: its name, its description, its expected block
     for entry in lab["services"][10:20]:
         assert entry["name"].startswith("fixture-") and entry["description"].startswith("FIXTURE")
         assert entry["expected"]["fixture"] is True and entry["process"] == "web-fixtures"
+
+
+def test_nfs_services_live_in_the_labs_own_network_namespace(lab):
+    # Given the NFS entries of the manifest
+    entries = [s for s in lab["services"] if s["protocol"] == "nfs"]
+    assert {s["process"] for s in entries} == {"nfs-ganesha"} and {s["host"] for s in entries} == {NFS_HOST}
+    # Then the namespace named after the base port exists and holds the address, not the host's loopback
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    assert "phiwatch-nfs-31100" in namespaces.split()
+    inside = subprocess.run(["ip", "-n", "phiwatch-nfs-31100", "-4", "-o", "addr"], capture_output=True,
+                            text=True, timeout=10).stdout  # fmt: skip
+    assert f"{NFS_HOST}/30" in inside
+    # And both of its ports accept there
+    for entry in entries:
+        with socket.create_connection((NFS_HOST, entry["port"]), timeout=5):
+            pass
 
 
 def test_locked_password_is_private_and_never_in_the_manifest(lab, lab_state_dir):
@@ -901,11 +951,12 @@ def test_a_server_that_dies_at_start_up_stops_the_others(monkeypatch, tmp_path):
     # When the lab is brought up, Then the error carries the tail of its log
     with pytest.raises(lab_control.LabError, match="exited during start-up.*storage area"):
         lab_control.up(tmp_path, base_port=31400)
-    # And nothing it started is left running or listening
+    # And nothing it started is left running or listening, and no NFS namespace is left behind
     assert not (tmp_path / "pids.json").exists()
-    for port in range(31400, 31420):
+    for port in range(31400, 31428):
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, port)) != 0, port
+    assert not Path("/run/netns/phiwatch-nfs-31400").exists()
 
 
 def test_up_refuses_a_foreign_non_empty_directory(tmp_path):
@@ -934,15 +985,21 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
     # Given a second, separate lab at 31200
     manifest = lab_control.up(tmp_path, base_port=31200)
     pids = {r["pid"] for r in lab_control.status(tmp_path)}
-    assert len(pids) == 10
+    assert len(pids) == 17  # ten built-in processes, seven plug-ins
+    assert Path("/run/netns/phiwatch-nfs-31200").exists()
     # When it is brought down
-    assert lab_control.down(tmp_path) == 10
+    assert lab_control.down(tmp_path) == 17
     # Then none of its processes remain, every port is free and down() is a no-op
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    for entry in manifest["services"]:
+    on_loopback = [entry for entry in manifest["services"] if "host" not in entry]
+    assert len(on_loopback) == 28
+    for entry in on_loopback:
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]
+    # And the NFS server's namespace and veth pair are gone (its address is no longer routed here)
+    assert not Path("/run/netns/phiwatch-nfs-31200").exists()
+    assert not Path("/sys/class/net/pwnfs31200h").exists()
     assert lab_control.status(tmp_path) == []
     assert lab_control.down(tmp_path) == 0
 

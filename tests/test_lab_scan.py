@@ -11,11 +11,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from phiwatch.lab import nfs, s3, samba
 from phiwatch.lab.canary import CANARY_STRINGS
+from phiwatch.lab.medtree import CANARY_FOLDER, TREE_FILES
 from phiwatch.models import ScanResult
 from phiwatch.store import Store
 
 pytestmark = pytest.mark.lab
+
+# Names of files and folders in the lab's trees (lab/medtree.py and the plug-ins' other shares).
+LAB_FILE_NAMES = [*TREE_FILES, "ADT_", "claims_", "SE000001", "IM00001", "README", CANARY_FOLDER,
+                  *nfs.PUBLIC_FILES, *samba.PUBLIC_FILES, *s3.WWW_FILES, "ledger.csv", "scan.dcm"]
 
 
 def phiwatch(*args: str) -> subprocess.CompletedProcess[str]:
@@ -23,28 +29,42 @@ def phiwatch(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=240)
 
 
+def host_of(lab: dict, entry: dict) -> str:
+    """Where a manifest entry listens: the lab's loopback host unless it names its own (NFS)."""
+    return entry.get("host", lab["host"])
+
+
 @pytest.fixture(scope="module")
 def lab_scan(lab, tmp_path_factory):
-    """One scan of every lab port, through the real CLI, with a debug log."""
+    """One scan of every lab service, through the real CLI, with a debug log: the lab host's ports
+    min..max and the NFS namespace's host with its own ports (ports apply to every host of a scan)."""
     out = tmp_path_factory.mktemp("lab-scan")
-    ports = [s["port"] for s in lab["services"]]
-    result = phiwatch("scan", lab["host"], "-p", f"{min(ports)}-{max(ports)}",
+    local = [s["port"] for s in lab["services"] if host_of(lab, s) == lab["host"]]
+    elsewhere = [s for s in lab["services"] if host_of(lab, s) != lab["host"]]
+    hosts = [lab["host"], *sorted({s["host"] for s in elsewhere})]
+    ports = ",".join([*sorted({str(s["port"]) for s in elsewhere}), f"{min(local)}-{max(local)}"])
+    result = phiwatch("scan", *hosts, "-p", ports,
                       "--output", str(out), "--db", str(out / "phiwatch.db"),
                       "--log-file", str(out / "phiwatch.log"), "--timeout", "2")
     assert result.returncode == 0, result.stderr
     document = json.loads((out / "scan.json").read_text())
-    return {"out": out, "process": result, "json": document,
-            "by_port": {s["port"]: s for s in document["services"]},
+    return {"out": out, "process": result, "json": document, "lab": lab,
+            "by_address": {(s["host"], s["port"]): s for s in document["services"]},
             "manifest": {s["name"]: s for s in lab["services"]}}
 
 
+def address(lab_scan, name: str) -> tuple[str, int]:
+    entry = lab_scan["manifest"][name]
+    return host_of(lab_scan["lab"], entry), entry["port"]
+
+
 def service(lab_scan, name: str) -> dict:
-    return lab_scan["by_port"][lab_scan["manifest"][name]["port"]]
+    return lab_scan["by_address"][address(lab_scan, name)]
 
 
 def findings(lab_scan, name: str) -> dict[str, dict]:
-    port = lab_scan["manifest"][name]["port"]
-    return {f["check_id"]: f for f in lab_scan["json"]["findings"] if f["port"] == port}
+    where = address(lab_scan, name)
+    return {f["check_id"]: f for f in lab_scan["json"]["findings"] if (f["host"], f["port"]) == where}
 
 
 def test_scan_json_is_valid_against_the_published_schema(lab_scan):
@@ -127,20 +147,27 @@ def test_the_store_holds_the_same_scan(lab_scan):
         mode="json")
 
 
-def test_no_canary_value_reaches_json_store_logs_or_console(lab_scan):
+def test_no_canary_value_or_lab_file_name_reaches_any_output(lab_scan):
+    # Given every output of the scan: scan.json, the store, the debug log, report.html and the console
     out: Path = lab_scan["out"]
     blobs = {
         "scan.json": (out / "scan.json").read_bytes(),
         "phiwatch.db": (out / "phiwatch.db").read_bytes(),
         "phiwatch.log": (out / "phiwatch.log").read_bytes(),
+        "report.html": (out / "report.html").read_bytes(),
         "stdout": lab_scan["process"].stdout.encode(),
         "stderr": lab_scan["process"].stderr.encode(),
     }
-    assert len(blobs["phiwatch.log"]) > 0
+    assert len(blobs["phiwatch.log"]) > 0 and b"</html>" in blobs["report.html"]
+    assert b"critical" in blobs["stdout"] + blobs["stderr"] and len(blobs["phiwatch.db"]) > 0
     for name, blob in blobs.items():
+        # Then no planted patient value appears, in any case
         for canary in CANARY_STRINGS:
             assert canary.encode() not in blob, f"{canary!r} leaked into {name}"
             assert canary.upper().encode() not in blob.upper(), f"{canary!r} leaked into {name}"
+        # And no file or folder name of the lab's trees (share, module, bucket, export names may appear)
+        for file_name in LAB_FILE_NAMES:
+            assert file_name.encode() not in blob, f"{file_name!r} leaked into {name}"
 
 
 def test_known_ae_title_from_a_file_opens_the_locked_orthanc_but_not_its_data(lab, tmp_path):
@@ -242,3 +269,130 @@ def test_default_logins_are_tried_only_when_asked_and_found(lab, tmp_path):
     assert (ports[0], "web_default_login_accepted") not in checks
     for canary in CANARY_STRINGS:
         assert canary not in (out / "scan.json").read_text()
+
+
+# --- file repositories ----------------------------------------------------------------------------
+
+# Check ids the scan must give each file-repository service of the manifest (every entry whose
+# expected block states an access); the status follows from that access.
+REPOSITORIES: dict[str, set[str]] = {
+    "vsftpd-anonymous": {"ftp_medical_files_exposed", "ftp_no_tls"},
+    "vsftpd-closed": {"ftp_no_tls"},
+    "pyftpdlib-mlsd": {"ftp_medical_files_exposed"},
+    "nginx-autoindex": {"http_index_medical_files_exposed"},
+    "rsyncd": {"rsync_medical_files_exposed", "rsync_module_list_exposed"},
+    "moto-s3": {"s3_bucket_medical_files_exposed", "s3_anonymous_list_buckets", "s3_bucket_public_listing"},
+    "nfs-ganesha": {"nfs_medical_files_exposed", "nfs_world_readable_export", "nfs_export_list_exposed"},
+    "nfs-ganesha-rpcbind": set(),
+    "samba-guest": {"smb_medical_files_exposed", "smb_anonymous_share_access", "smb1_enabled",
+                    "smb_signing_not_required"},
+    "samba-auth": set(),
+}
+STATUS_OF_ACCESS = {"anonymous": "exposed", "denied": "rejected", "not-attempted": "open"}
+# The share that holds the medical tree, where the manifest gives one flat block of counts.
+TREE_SHARE = {"vsftpd-anonymous": "/", "pyftpdlib-mlsd": "/", "nginx-autoindex": "/", "rsyncd": "imaging",
+              "samba-guest": "imaging"}
+FACTS = ("access", "login", "listing", "dialect", "tls_offered", "smb1", "signing_required")
+
+
+def expected_counts(name: str, expected: dict) -> dict[str, dict]:
+    """The manifest's measured counts per share: {share: {kind: {verified, estimated}}}."""
+    counts = expected.get("probe_counts", {})
+    if counts and all("verified" in value for value in counts.values()):
+        return {TREE_SHARE[name]: counts}
+    return counts
+
+
+def shares_of(lab_scan, name: str) -> dict[str, dict]:
+    return {share["name"]: share for share in service(lab_scan, name)["repository"]["shares"]}
+
+
+def test_every_service_of_the_manifest_is_found_with_its_protocol_and_nothing_else(lab_scan):
+    lab = lab_scan["lab"]
+    wanted = {(host_of(lab, s), s["port"]): s["protocol"] for s in lab["services"]}
+    found = {where: s["protocol"] for where, s in lab_scan["by_address"].items()}
+    assert set(found) == set(wanted)
+    tarpit = address(lab_scan, "tarpit")
+    assert found.pop(tarpit) == "unknown" and wanted.pop(tarpit) == "dicom"  # it never says a byte
+    assert found == wanted
+
+
+def test_the_table_covers_every_file_repository_of_the_manifest(lab_scan):
+    repositories = [s["name"] for s in lab_scan["lab"]["services"] if "access" in s["expected"]]
+    assert sorted(repositories) == sorted(REPOSITORIES)
+
+
+@pytest.mark.parametrize("name", sorted(REPOSITORIES))
+def test_file_repository_has_its_protocol_status_facts_and_findings(lab_scan, name):
+    entry = lab_scan["manifest"][name]
+    expected = entry["expected"]
+    svc = service(lab_scan, name)
+    # Then the scan names its protocol, and its status follows from the access the manifest states
+    assert svc["protocol"] == entry["protocol"]
+    assert svc["status"] == STATUS_OF_ACCESS[expected["access"]]
+    # And its facts are the manifest's
+    facts = svc["repository"]
+    for key in FACTS:
+        if key in expected:
+            assert facts[key] == expected[key], key
+    # And its findings are exactly the documented ones
+    assert set(findings(lab_scan, name)) == REPOSITORIES[name]
+
+
+@pytest.mark.parametrize("name", sorted(REPOSITORIES))
+def test_file_repository_counts_are_the_manifests(lab_scan, name):
+    expected = lab_scan["manifest"][name]["expected"]
+    shares = shares_of(lab_scan, name)
+    measured = expected_counts(name, expected)
+    # Then the shares holding the tree count, per kind, what the manifest measured (verified/estimated)
+    for share_name, counts in measured.items():
+        assert shares[share_name]["files"] == counts, share_name
+    # And no other share shows a medical file, and the folder loops are the manifest's
+    assert all(share["files"] == {} for share_name, share in shares.items() if share_name not in measured)
+    assert sum(share["loops"] for share in shares.values()) == expected.get("loops", 0)
+    # And the exposure counts every file the server holds: verified plus estimated
+    exposures = [f["exposure"] for f in findings(lab_scan, name).values() if f["exposure"]]
+    if any(measured.values()):
+        present = expected["files_present"]
+        [exposure] = exposures
+        assert exposure["files"] == {"dicom": present["dicom"] + present["dicomdir"], "hl7": present["hl7"],
+                                     "x12": present["x12"]}  # fmt: skip
+        assert {"PatientName", "PatientID"} <= set(exposure["phi_attributes"])
+    else:
+        assert exposures == []
+
+
+def test_shares_modules_buckets_and_exports_are_the_manifests(lab_scan):
+    def names(name: str, key: str) -> list[str]:
+        return [share for share, facts in shares_of(lab_scan, name).items() if facts[key]]
+
+    manifest = lab_scan["manifest"]
+    rsync = manifest["rsyncd"]["expected"]
+    assert list(shares_of(lab_scan, "rsyncd")) == rsync["modules_listed"]  # "hidden" is not listed
+    assert names("rsyncd", "readable") == rsync["open"]
+    assert names("rsyncd", "auth_required") == rsync["auth_required"]
+    bucket = manifest["moto-s3"]["expected"]
+    s3_shares = shares_of(lab_scan, "moto-s3")
+    assert list(s3_shares) == ["/", *bucket["buckets"]]
+    assert names("moto-s3", "auth_required") == bucket["auth_required"]
+    assert {b: s3_shares[b]["directories"] for b in bucket["directories"]} == bucket["directories"]
+    export = manifest["nfs-ganesha"]["expected"]
+    nfs_shares = shares_of(lab_scan, "nfs-ganesha")
+    assert list(nfs_shares) == sorted(export["exports"])  # "/restricted" is not listed to the lab
+    assert names("nfs-ganesha", "auth_required") == export["privileged_port_exports"]
+    assert nfs_shares["/public"]["entries"] == export["public_entries"]
+    guest = manifest["samba-guest"]["expected"]
+    smb_shares = shares_of(lab_scan, "samba-guest")
+    assert {n: "readable" if s["readable"] else "auth_required" for n, s in smb_shares.items()} == guest["shares"]
+    assert smb_shares["public"]["entries"] == guest["public_entries"]
+    assert manifest["samba-auth"]["expected"]["shares"] == len(shares_of(lab_scan, "samba-auth")) == 0
+
+
+@pytest.mark.parametrize("name", ["samba-auth", "vsftpd-closed"])
+def test_negative_controls_have_no_exposure_finding(lab_scan, name):
+    svc = service(lab_scan, name)
+    assert svc["status"] == "rejected" and svc["repository"]["access"] == "denied"
+    assert all(not share["readable"] and share["entries"] == 0 for share in svc["repository"]["shares"])
+    found = findings(lab_scan, name)
+    assert all(f["exposure"] is None and f["severity"] not in ("critical", "high") for f in found.values())
+    assert not [check for check in found if check.endswith("_exposed") or "anonymous" in check]

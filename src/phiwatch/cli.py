@@ -283,7 +283,7 @@ def version() -> None:
 @lab_app.command("up")
 def lab_up(
     state_dir: StateDir = None,
-    base_port: Annotated[int | None, typer.Option(help="First of the lab's twenty ports")] = None,
+    base_port: Annotated[int | None, typer.Option(help="First of the lab's hundred reserved ports")] = None,
 ) -> None:
     """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
     from . import lab
@@ -292,10 +292,15 @@ def lab_up(
         manifest = lab.up(state_dir, base_port or lab.DEFAULT_BASE_PORT)
     except lab.LabError as exc:
         raise UserError(str(exc)) from exc
-    ports = [s["port"] for s in manifest["services"]]
+    host = manifest["host"]
+    local = [s["port"] for s in manifest["services"] if s.get("host", host) == host]
+    others = sorted({s["host"] for s in manifest["services"]} - {host})
+    extra = sorted({s["port"] for s in manifest["services"] if s.get("host", host) != host})
     for service in manifest["services"]:
-        err.print(f"  {service['port']:>5}  {service['name']:<16} {service['description']}")
-    err.print(f"lab is up; scan it with: phiwatch scan 127.0.0.1 -p {min(ports)}-{max(ports)}")
+        where = f"{service.get('host', host)}:{service['port']}"
+        err.print(f"  {where:<21} {service['name']:<20} {service['description']}")
+    ports = ",".join([*map(str, extra), f"{min(local)}-{max(local)}"])
+    err.print(f"lab is up; scan it with: phiwatch scan {' '.join([host, *others])} -p {ports}")
 
 
 @lab_app.command("down")
@@ -322,7 +327,7 @@ def lab_status(
         raise typer.Exit(1)
     for row in rows:
         state = "running" if row["running"] else "stopped"
-        print(f"{row['port']:>5}  {row['name']:<16} {state}")
+        print(f"{row['host'] + ':' + str(row['port']):<21} {row['name']:<20} {state}")
 
 
 def main() -> None:

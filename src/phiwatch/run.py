@@ -134,7 +134,10 @@ def _configure_logging(log_file: Path | None) -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     log.setLevel(logging.DEBUG if log_file else logging.WARNING)
     if log_file:
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise TargetError(f"cannot write the log file {log_file}: {exc.strerror}") from None
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
 

@@ -406,6 +406,7 @@ def status(state_dir: Path | None = None) -> list[dict]:
     if lab is None:
         return []
     by_name = {r.name: r for r in _records(state)}
+    lab_host = lab.get("host", services.HOST)
     rows = []
     for service in lab.get("services", []):
         record = by_name.get(service.get("process", service["name"]))
@@ -413,11 +414,12 @@ def status(state_dir: Path | None = None) -> list[dict]:
         rows.append(
             {
                 "name": service["name"],
+                "host": service.get("host", lab_host),
                 "port": service["port"],
                 "protocol": service.get("protocol"),
                 "process": service.get("process"),
                 "pid": record.pid if record else None,
-                "running": bool(alive and process.port_accepting(service["port"])),
+                "running": bool(alive and process.port_accepting(service["port"], service.get("host", lab_host))),
             }
         )
     return rows
