@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from phiwatch import cluster as sharding
+from phiwatch.engine import Limits
 from phiwatch.lab.anyscp import HANDLERS, build_ae
 from phiwatch.run import ScanRequest, run_scan
+from phiwatch.scanner import ScanConfig
 from phiwatch.targets import TargetError
 
 from .conftest import LAB_BASE_PORT
@@ -185,3 +188,13 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
     with pytest.raises(TargetError, match="cannot reach the Dask scheduler"):
         run_scan(request(tmp_path / "none.db", cluster=f"tcp://127.0.0.1:{LAB_BASE_PORT + 14}"), quiet())
     assert time.monotonic() - started < 40
+
+
+def test_limits_are_shared_by_the_shards_a_worker_runs_at_once():
+    config = ScanConfig(ports=[104], limits=Limits(concurrency=2000, rate=100.0, threads=8))
+    assert sharding._threads() == 1  # not inside a Dask worker
+    assert sharding._share(config, 1) is config
+    split = sharding._share(config, 8).limits
+    assert (split.concurrency, split.rate, split.threads) == (250, 12.5, 1)
+    assert split.per_host == config.limits.per_host and split.timeout == config.limits.timeout
+    assert sharding._share(ScanConfig(ports=[104], limits=Limits(concurrency=3)), 8).limits.concurrency == 1

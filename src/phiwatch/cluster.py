@@ -16,6 +16,7 @@ reschedules (or a later `--resume` redoes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -103,10 +104,11 @@ class ShardResult:
 
 
 def scan_shard(shard: Shard, config: ScanConfig) -> ShardResult:
-    """A worker task: scan one shard in a fresh event loop with its own engine and limits."""
+    """A worker task: scan one shard in a fresh event loop with its own engine, and its share of the
+    limits: a worker started with --nthreads N runs N shards at once, each with 1/N of the limits."""
     for noisy in ("pynetdicom", "pydicom"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    scanner = Scanner(config)
+    scanner = Scanner(_share(config, _threads()))
 
     async def job() -> ScanOutcome:
         if shard.is_sweep:
@@ -128,6 +130,26 @@ def scan_shard(shard: Shard, config: ScanConfig) -> ShardResult:
         [f.model_dump(mode="json") for f in outcome.findings],
         outcome.complete,
     )
+
+
+def _threads() -> int:
+    """Shards this worker runs at once (its --nthreads); 1 outside a Dask worker."""
+    try:
+        from distributed import get_worker
+
+        return max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError):
+        return 1
+
+
+def _share(config: ScanConfig, threads: int) -> ScanConfig:
+    """The scan's limits split over the shards one worker runs at once, so that they hold per worker."""
+    if threads == 1:
+        return config
+    limits = config.limits
+    split = dataclasses.replace(limits, concurrency=max(1, limits.concurrency // threads),
+                                rate=limits.rate / threads, threads=max(1, limits.threads // threads))
+    return dataclasses.replace(config, limits=split)
 
 
 Update = Callable[[str, object, Progress], None]
@@ -201,9 +223,9 @@ def _record(shard: Shard, result: ShardResult, journal: Journal, progress: Progr
     services = [Service.model_validate(s) for s in result.services]
     findings = [Finding.model_validate(f) for f in result.findings]
     journal.shard_results(shard, services, findings)
-    progress.done += shard.units
     for service in services:
         progress.open_services += 1
         progress.exposures += service.status is ProbeStatus.EXPOSED
         update("service", service, progress)
+    progress.done += shard.units  # after the services: the display ends once, with the last shard
     update("shard-done", shard.index, progress)
