@@ -294,7 +294,7 @@ def lab_up(
         raise UserError(str(exc)) from exc
     host = manifest["host"]
     local = [s["port"] for s in manifest["services"] if s.get("host", host) == host]
-    others = sorted({s["host"] for s in manifest["services"]} - {host})
+    others = sorted({s.get("host", host) for s in manifest["services"]} - {host})
     extra = sorted({s["port"] for s in manifest["services"] if s.get("host", host) != host})
     for service in manifest["services"]:
         where = f"{service.get('host', host)}:{service['port']}"
