@@ -123,3 +123,15 @@ def test_sniff_counts_files_by_kind_and_prints_no_value(tmp_path):
     for canary in CANARY_STRINGS:
         assert canary not in result.stdout and canary not in result.stderr
     assert phiwatch("sniff", str(tmp_path / "missing")).returncode == 1
+
+
+def test_lab_scan_hint_covers_every_host_and_port():
+    from phiwatch.cli import scan_hint
+
+    manifest = {"host": "127.0.0.1", "services": [
+        {"name": "a", "port": 21100}, {"name": "b", "port": 21127},
+        {"name": "nfs", "port": 2049, "host": "100.65.73.178"},
+        {"name": "rpcbind", "port": 111, "host": "100.65.73.178"},
+    ]}
+    assert scan_hint(manifest) == "phiwatch scan 127.0.0.1 100.65.73.178 -p 111,2049,21100-21127"
+    assert scan_hint({"host": "127.0.0.1", "services": [{"port": 5}]}) == "phiwatch scan 127.0.0.1 -p 5-5"

@@ -293,14 +293,20 @@ def lab_up(
     except lab.LabError as exc:
         raise UserError(str(exc)) from exc
     host = manifest["host"]
-    local = [s["port"] for s in manifest["services"] if s.get("host", host) == host]
-    others = sorted({s.get("host", host) for s in manifest["services"]} - {host})
-    extra = sorted({s["port"] for s in manifest["services"] if s.get("host", host) != host})
     for service in manifest["services"]:
         where = f"{service.get('host', host)}:{service['port']}"
         err.print(f"  {where:<21} {service['name']:<20} {service['description']}")
+    err.print(f"lab is up; scan it with: {scan_hint(manifest)}")
+
+
+def scan_hint(manifest: dict) -> str:
+    """The scan command that covers every lab service: its hosts, other hosts' ports, its port range."""
+    host = manifest["host"]
+    local = [s["port"] for s in manifest["services"] if s.get("host", host) == host]
+    others = sorted({s.get("host", host) for s in manifest["services"]} - {host})
+    extra = sorted({s["port"] for s in manifest["services"] if s.get("host", host) != host})
     ports = ",".join([*map(str, extra), f"{min(local)}-{max(local)}"])
-    err.print(f"lab is up; scan it with: phiwatch scan {' '.join([host, *others])} -p {ports}")
+    return f"phiwatch scan {' '.join([host, *others])} -p {ports}"
 
 
 @lab_app.command("down")
