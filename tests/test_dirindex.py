@@ -21,22 +21,19 @@ from pathlib import Path
 import pytest
 
 from phiwatch.checks import evaluate
-from phiwatch.engine import Engine, Limits
-from phiwatch.lab.canary import CANARY_STRINGS
 from phiwatch.lab.certs import make_self_signed
-from phiwatch.lab.medtree import CANARY_FOLDER, _small_image
+from phiwatch.lab.medtree import _small_image
 from phiwatch.models import HttpFacts, ProbeStatus, Service
 from phiwatch.probes import dirindex
-from phiwatch.probes.identify import ProbeOptions, service_on
 from phiwatch.probes.walk import FileOptions, WalkLimits
 from phiwatch.probes.webrepo import WebRepository
 
 from .parrot import Parrot
+from .repo_helpers import HOST, identify, on_engine
+from .repo_helpers import no_leak as _no_leak
 
-HOST = "127.0.0.1"
 FIXTURES = Path(__file__).parent / "fixtures" / "dirindex"
-LAB_NAMES = ["CT_small", "MR_small", "rtplan", "ADT_", "claims_", "SE000001", "IM00001", "README",
-             "/HL7", "/X12", "/IMAGES", CANARY_FOLDER, *CANARY_STRINGS]
+EXTRA_NAMES = ['/HL7', '/X12', '/IMAGES']  # besides the shared lab names
 
 
 def fixture(name: str) -> bytes:
@@ -54,34 +51,13 @@ def listing(name: str, folder: str) -> list[tuple[str, str, int | None]]:
 
 def run_probe(port: int, limits: WalkLimits | None = None, timeout: float = 2.0,
               tls: bool = False) -> WebRepository | None:
-    async def main() -> WebRepository | None:
-        engine = Engine(Limits(timeout=timeout, retries=0))
-        try:
-            facts = HttpFacts(scheme="https" if tls else "http")
-            return await dirindex.probe(engine, HOST, port, tls, facts, FileOptions(limits or WalkLimits()))
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
-
-
-def identify(port: int) -> Service:
-    """The scanner's path for one open port: sweep connection, silent banner, TLS, HTTP, index."""
-
-    async def main() -> Service:
-        engine = Engine(Limits(timeout=2.0, retries=0))
-        try:
-            channel = await engine.connect(HOST, port)
-            return await service_on(engine, HOST, port, channel, ProbeOptions())
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
+    facts = HttpFacts(scheme="https" if tls else "http")
+    options = FileOptions(limits or WalkLimits())
+    return on_engine(lambda engine: dirindex.probe(engine, HOST, port, tls, facts, options), timeout)
 
 
 def no_leak(text: str) -> None:
-    for name in LAB_NAMES:
-        assert name not in text, name
+    _no_leak(text, EXTRA_NAMES)
 
 
 # --- recognising and parsing index pages -----------------------------------------------------------

@@ -18,50 +18,17 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from phiwatch.checks import evaluate
-from phiwatch.engine import Engine, Limits
-from phiwatch.lab.canary import CANARY_STRINGS
-from phiwatch.lab.ftp import CANARY_FOLDER
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.probes import ftp
-from phiwatch.probes.identify import ProbeOptions, service_on
-from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
+from phiwatch.probes.walk import Outcome, WalkLimits
 
 from .parrot import Parrot
-
-HOST = "127.0.0.1"
-# Names of files and folders in the lab's tree: none may appear in any output.
-LAB_NAMES = ["CT_small", "MR_small", "rtplan", "ADT_", "claims_", "SE000001", "IM00001", "README",
-             CANARY_FOLDER, *CANARY_STRINGS]
+from .repo_helpers import HOST, identify, no_leak
+from .repo_helpers import run_probe as _run_probe
 
 
 def run_probe(port: int, options: WalkLimits | None = None, timeout: float = 2.0) -> Outcome:
-    async def main() -> Outcome:
-        engine = Engine(Limits(timeout=timeout, retries=0))
-        try:
-            return await ftp.probe(engine, HOST, port, FileOptions(options or WalkLimits()))
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
-
-
-def identify(port: int) -> Service:
-    """The scanner's path for one open port: sweep connection, banner, FTP probe."""
-
-    async def main() -> Service:
-        engine = Engine(Limits(timeout=2.0, retries=0))
-        try:
-            channel = await engine.connect(HOST, port)
-            return await service_on(engine, HOST, port, channel, ProbeOptions())
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
-
-
-def no_leak(text: str) -> None:
-    for name in LAB_NAMES:
-        assert name not in text, name
+    return _run_probe(ftp, port, options, timeout)
 
 
 # --- against the lab ----------------------------------------------------------------------

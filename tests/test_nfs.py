@@ -24,51 +24,31 @@ import pytest
 from pyNfsClient.pack import nfs_pro_v3Packer
 
 from phiwatch.checks import evaluate
-from phiwatch.engine import Engine, Limits
-from phiwatch.lab.canary import CANARY_STRINGS
 from phiwatch.lab.errors import LabError
-from phiwatch.lab.medtree import CANARY_FOLDER
 from phiwatch.lab.nfs import NOT_OURS, namespace
 from phiwatch.models import ProbeStatus, RepositoryFacts, Service
 from phiwatch.probes import nfs
-from phiwatch.probes.identify import ProbeOptions, service_on
-from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
+from phiwatch.probes.walk import Outcome, WalkLimits
 
 from .parrot import Parrot
+from .repo_helpers import identify as _identify
+from .repo_helpers import no_leak as _no_leak
+from .repo_helpers import run_probe as _run_probe
 
 LOCAL = "127.0.0.1"
-LAB_NAMES = ["CT_small", "MR_small", "rtplan", "ADT_", "claims_", "SE000001", "IM00001", "README", "minutes",
-             "scan.dcm", "HL7/back", CANARY_FOLDER, *CANARY_STRINGS]  # fmt: skip
+EXTRA_NAMES = ["minutes", "scan.dcm", "HL7/back"]  # besides the shared lab names
 
 
 def no_leak(text: str) -> None:
-    for name in LAB_NAMES:
-        assert name not in text, name
+    _no_leak(text, EXTRA_NAMES)
 
 
 def run_probe(host: str, port: int, limits: WalkLimits | None = None, timeout: float = 2.0) -> Outcome:
-    async def main() -> Outcome:
-        engine = Engine(Limits(timeout=timeout, retries=0))
-        try:
-            return await nfs.probe(engine, host, port, FileOptions(limits or WalkLimits()))
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
+    return _run_probe(nfs, port, limits, timeout, host=host)
 
 
 def identify(host: str, port: int) -> Service:
-    """The scanner's path for one open port: sweep connection, then the probe chosen by port."""
-
-    async def main() -> Service:
-        engine = Engine(Limits(timeout=2.0, retries=0))
-        try:
-            channel = await engine.connect(host, port)
-            return await service_on(engine, host, port, channel, ProbeOptions())
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
+    return _identify(port, host)
 
 
 def findings_json(svc: Service) -> str:

@@ -30,49 +30,32 @@ import pytest
 from phiwatch.checks import evaluate
 from phiwatch.engine import Engine, Limits
 from phiwatch.lab import medtree
-from phiwatch.lab.canary import CANARY_PATIENT_ID, CANARY_STRINGS
+from phiwatch.lab.canary import CANARY_PATIENT_ID
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.probes import s3
-from phiwatch.probes.identify import ProbeOptions, service_on
+from phiwatch.probes.identify import ProbeOptions
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
 
 from .parrot import Parrot
+from .repo_helpers import HOST
+from .repo_helpers import identify as _identify
+from .repo_helpers import no_leak as _no_leak
+from .repo_helpers import run_probe as _run_probe
 
-HOST = "127.0.0.1"
-LAB_NAMES = ["CT_small", "MR_small", "rtplan", "ADT_", "claims_", "SE000001", "IM00001", "README",
-             "index.html", "site.css", medtree.CANARY_FOLDER, *CANARY_STRINGS]
+EXTRA_NAMES = ["index.html", "site.css"]  # besides the shared lab names
 
 
 def run_probe(port: int, buckets: tuple[str, ...] = (), limits: WalkLimits | None = None,
               timeout: float = 2.0) -> Outcome:  # fmt: skip
-    async def main() -> Outcome:
-        engine = Engine(Limits(timeout=timeout, retries=0))
-        try:
-            return await s3.probe(engine, HOST, port, FileOptions(limits or WalkLimits(), buckets))
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
+    return _run_probe(s3, port, limits, timeout, buckets=buckets)
 
 
 def identify(port: int, buckets: tuple[str, ...] = ()) -> Service:
-    """The scanner's path for one open port: sweep connection, then identification and probes."""
-
-    async def main() -> Service:
-        engine = Engine(Limits(timeout=2.0, retries=0))
-        try:
-            channel = await engine.connect(HOST, port)
-            options = ProbeOptions(files=FileOptions(s3_buckets=buckets))
-            return await service_on(engine, HOST, port, channel, options)
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
+    return _identify(port, options=ProbeOptions(files=FileOptions(s3_buckets=buckets)))
 
 
 def no_leak(text: str) -> None:
-    for name in LAB_NAMES:
-        assert name not in text, name
+    _no_leak(text, EXTRA_NAMES)
 
 
 def by_name(outcome_shares: list) -> dict:

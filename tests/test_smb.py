@@ -21,51 +21,26 @@ import pytest
 from impacket import smb3structs as s3
 
 from phiwatch.checks import evaluate
-from phiwatch.engine import Engine, Limits
-from phiwatch.lab.canary import CANARY_STRINGS
-from phiwatch.lab.medtree import CANARY_FOLDER
 from phiwatch.lab.samba import PUBLIC_FILES
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.probes import smb
-from phiwatch.probes.identify import ProbeOptions, service_on
-from phiwatch.probes.walk import Budget, FileOptions, Outcome, WalkLimits
+from phiwatch.probes.walk import Budget, Outcome, WalkLimits
 
 from .parrot import Parrot
+from .repo_helpers import HOST, identify
+from .repo_helpers import no_leak as _no_leak
+from .repo_helpers import run_probe as _run_probe
 
-HOST = "127.0.0.1"
 # Names of files and folders in the lab's shares: none may appear in any output.
-LAB_NAMES = ["CT_small", "MR_small", "rtplan", "ADT_", "claims_", "SE000001", "IM00001", "README", "ledger",
-             *PUBLIC_FILES, CANARY_FOLDER, *CANARY_STRINGS]
+EXTRA_NAMES = ["ledger", *PUBLIC_FILES]  # besides the shared lab names
 
 
 def run_probe(port: int, limits: WalkLimits | None = None, timeout: float = 2.0) -> Outcome:
-    async def main() -> Outcome:
-        engine = Engine(Limits(timeout=timeout, retries=0))
-        try:
-            return await smb.probe(engine, HOST, port, FileOptions(limits or WalkLimits()))
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
-
-
-def identify(port: int) -> Service:
-    """The scanner's path for one open port off the SMB defaults: sweep connection, silence, probes in turn."""
-
-    async def main() -> Service:
-        engine = Engine(Limits(timeout=2.0, retries=0))
-        try:
-            channel = await engine.connect(HOST, port)
-            return await service_on(engine, HOST, port, channel, ProbeOptions())
-        finally:
-            engine.close()
-
-    return asyncio.run(main())
+    return _run_probe(smb, port, limits, timeout)
 
 
 def no_leak(text: str) -> None:
-    for name in LAB_NAMES:
-        assert name not in text, name
+    _no_leak(text, EXTRA_NAMES)
 
 
 def dump(service: Service, findings: list) -> str:
