@@ -26,12 +26,16 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     select,
+    tuple_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .models import Finding, ScanInfo, ScanResult, Service
 from .targets import address_order
+
+_CHUNK = 400  # services per DELETE ... IN (within SQLite's bound on variables)
 
 
 def default_db_path() -> Path:
@@ -78,6 +82,8 @@ class FindingRow(Base):
     evidence: Mapped[str] = mapped_column(Text)
     finding: Mapped[dict] = mapped_column(JSON)
 
+    __table_args__ = (Index("ix_findings_scan_host_port", "scan_id", "host", "port"),)
+
 
 class PlanRow(Base):
     """What a scan was asked to do, so `scan --resume` can rebuild it."""
@@ -112,15 +118,15 @@ def _scan_row(info: ScanInfo) -> ScanRow:
                    complete=info.complete, scan=info.model_dump(mode="json"))
 
 
-def _service_row(scan_id: str, service: Service) -> ServiceRow:
-    return ServiceRow(scan_id=scan_id, host=service.host, port=service.port, protocol=service.protocol,
-                      status=service.status.value, facts=service.model_dump(mode="json"))
+def _service_values(scan_id: str, service: Service) -> dict:
+    return dict(scan_id=scan_id, host=service.host, port=service.port, protocol=service.protocol,
+                status=service.status.value, facts=service.model_dump(mode="json"))
 
 
-def _finding_row(scan_id: str, finding: Finding) -> FindingRow:
-    return FindingRow(scan_id=scan_id, check_id=finding.check_id, severity=finding.severity.value,
-                      host=finding.host, port=finding.port, protocol=finding.protocol,
-                      evidence=finding.evidence, finding=finding.model_dump(mode="json"))
+def _finding_values(scan_id: str, finding: Finding) -> dict:
+    return dict(scan_id=scan_id, check_id=finding.check_id, severity=finding.severity.value,
+                host=finding.host, port=finding.port, protocol=finding.protocol,
+                evidence=finding.evidence, finding=finding.model_dump(mode="json"))
 
 
 class Store:
@@ -134,6 +140,8 @@ class Store:
             self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        for index in Base.metadata.tables["findings"].indexes:  # added after the schema's first release
+            index.create(self.engine, checkfirst=True)
         with self.engine.begin() as connection:  # stores made before the index existed
             for index in Base.metadata.tables["services"].indexes:
                 index.create(connection, checkfirst=True)
@@ -145,8 +153,10 @@ class Store:
             session.merge(_scan_row(info))
             session.execute(delete(ServiceRow).where(ServiceRow.scan_id == info.id))
             session.execute(delete(FindingRow).where(FindingRow.scan_id == info.id))
-            session.add_all(_service_row(info.id, service) for service in result.services)
-            session.add_all(_finding_row(info.id, finding) for finding in result.findings)
+            if result.services:
+                session.execute(insert(ServiceRow), [_service_values(info.id, s) for s in result.services])
+            if result.findings:
+                session.execute(insert(FindingRow), [_finding_values(info.id, f) for f in result.findings])
 
     def begin(self, info: ScanInfo, request: dict, shard_size: int) -> None:
         """A scan starts (or resumes): its row, marked incomplete, and its request."""
@@ -162,22 +172,24 @@ class Store:
     ) -> None:
         """In one transaction: services with their findings (each replacing an earlier record of
         the same host and port), then, if given, a shard (index, digest, units) marked complete."""
+        found = list(found)
+        services = [_service_values(scan_id, service) for service, _ in found]
+        findings = [_finding_values(scan_id, f) for _, fs in found for f in fs]
         with Session(self.engine) as session, session.begin():
-            count = 0
-            for service, findings in found:
-                count += 1
-                same = (ServiceRow.scan_id == scan_id, ServiceRow.host == service.host,
-                        ServiceRow.port == service.port)
-                session.execute(delete(ServiceRow).where(*same))
+            for start in range(0, len(found), _CHUNK):  # an earlier record of the same service goes
+                keys = [(s.host, s.port) for s, _ in found[start:start + _CHUNK]]
+                session.execute(delete(ServiceRow).where(
+                    ServiceRow.scan_id == scan_id, tuple_(ServiceRow.host, ServiceRow.port).in_(keys)))
                 session.execute(delete(FindingRow).where(
-                    FindingRow.scan_id == scan_id, FindingRow.host == service.host,
-                    FindingRow.port == service.port))
-                session.add(_service_row(scan_id, service))
-                session.add_all(_finding_row(scan_id, finding) for finding in findings)
+                    FindingRow.scan_id == scan_id, tuple_(FindingRow.host, FindingRow.port).in_(keys)))
+            if services:
+                session.execute(insert(ServiceRow), services)
+            if findings:
+                session.execute(insert(FindingRow), findings)
             if shard is not None:
                 index, digest, units = shard
                 session.merge(ShardRow(scan_id=scan_id, shard=index, digest=digest, units=units,
-                                       services=count, finished=datetime.now(UTC)))
+                                       services=len(found), finished=datetime.now(UTC)))
 
     def finish(self, info: ScanInfo) -> None:
         """The scan's row gets its end, completeness and progress."""
