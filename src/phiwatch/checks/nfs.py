@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..models import RepositoryFacts, Service
 from . import Observation, check
-from .repository import exposure, files, medical_evidence, medical_shares, walk_note
+from .repository import exposure, files, medical_evidence, medical_shares, share_names, walk_note
 
 CALLER = "An unprivileged NFSv3 mount (AUTH_SYS uid/gid 65534, unprivileged source port)"
 
@@ -16,18 +16,13 @@ def _facts(service: Service) -> RepositoryFacts | None:
     return service.repository if service.protocol == "nfs" else None
 
 
-def _names(names: list[str]) -> str:
-    shown = ", ".join(repr(name) for name in names[:5])
-    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
 @check
 def nfs_medical_files_exposed(service: Service) -> Observation | None:
     facts = _facts(service)
     if facts is None or facts.access != "anonymous" or not files(facts.shares):
         return None
     shares = medical_shares(facts)
-    how = f"{CALLER} of export(s) {_names([share.name for share in shares])}"
+    how = f"{CALLER} of export(s) {share_names(shares, 5)}"
     return Observation(evidence=medical_evidence(how, shares), exposure=exposure(shares))
 
 
@@ -42,7 +37,7 @@ def nfs_world_readable_export(service: Service) -> Observation | None:
     entries = sum(share.entries for share in shares)
     return Observation(
         evidence=(
-            f"Export(s) {_names([share.name for share in shares])} are exported to every client (*). "
+            f"Export(s) {share_names(shares, 5)} are exported to every client (*). "
             f"{CALLER} could list them ({entries} entries, no medical file seen; {walk_note(shares)})."
         )
     )
@@ -53,11 +48,10 @@ def nfs_export_list_exposed(service: Service) -> Observation | None:
     facts = _facts(service)
     if facts is None or facts.listing != "nfs" or not facts.shares:
         return None
-    listed = [share.name for share in facts.shares]
     to_all = [share.name for share in facts.shares if share.world_readable]
     return Observation(
         evidence=(
-            f"mountd answered MOUNTPROC3_EXPORT to an unauthenticated caller with {len(listed)} export(s) "
-            f"({_names(listed)}); {len(to_all)} of them exported to every client."
+            f"mountd answered MOUNTPROC3_EXPORT to an unauthenticated caller with {len(facts.shares)} export(s) "
+            f"({share_names(facts.shares, 5)}); {len(to_all)} of them exported to every client."
         )
     )

@@ -60,6 +60,12 @@ def medical_evidence(how: str, shares: list[ShareFacts]) -> str:
     )
 
 
+def share_names(shares: list[ShareFacts], limit: int) -> str:
+    """The first `limit` share names, quoted, then how many more there are."""
+    shown = ", ".join(repr(share.name) for share in shares[:limit])
+    return shown + (f" and {len(shares) - limit} more" if len(shares) > limit else "")
+
+
 def medical_shares(facts: RepositoryFacts) -> list[ShareFacts]:
     """The shares that hold medical files."""
     return [share for share in facts.shares if files([share])]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..models import RepositoryFacts, Service, ShareFacts
 from . import Observation, check
-from .repository import exposure, files, medical_evidence, medical_shares, walk_note
+from .repository import exposure, files, medical_evidence, medical_shares, share_names, walk_note
 
 
 def _facts(service: Service) -> RepositoryFacts | None:
@@ -16,11 +16,6 @@ def _open(facts: RepositoryFacts) -> list[ShareFacts]:
     return [share for share in facts.shares if share.readable and not share.auth_required]
 
 
-def _names(shares: list[ShareFacts]) -> str:
-    shown = ", ".join(repr(share.name) for share in shares[:8])
-    return shown + (f" and {len(shares) - 8} more" if len(shares) > 8 else "")
-
-
 @check
 def rsync_medical_files_exposed(service: Service) -> Observation | None:
     facts = _facts(service)
@@ -30,7 +25,9 @@ def rsync_medical_files_exposed(service: Service) -> Observation | None:
     if not exposed:
         return None
     return Observation(
-        evidence=medical_evidence(f"The rsync daemon's module(s) {_names(exposed)}, without a password,", exposed),
+        evidence=medical_evidence(
+            f"The rsync daemon's module(s) {share_names(exposed, 8)}, without a password,", exposed
+        ),
         exposure=exposure(exposed),
     )
 
@@ -46,7 +43,7 @@ def rsync_module_without_auth(service: Service) -> Observation | None:
     entries = sum(share.entries for share in quiet)
     return Observation(
         evidence=(
-            f"{len(quiet)} rsync module(s) ({_names(quiet)}) opened without a password: {entries} entries "
+            f"{len(quiet)} rsync module(s) ({share_names(quiet, 8)}) opened without a password: {entries} entries "
             f"listed, no medical file seen ({walk_note(quiet)})."
         )
     )
@@ -61,6 +58,6 @@ def rsync_module_list_exposed(service: Service) -> Observation | None:
     return Observation(
         evidence=(
             f"The rsync daemon listed {len(facts.shares)} module(s) to an anonymous client "
-            f"({_names(facts.shares)}; {locked} of them ask for a password)."
+            f"({share_names(facts.shares, 8)}; {locked} of them ask for a password)."
         )
     )

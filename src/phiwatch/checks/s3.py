@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..models import RepositoryFacts, Service, ShareFacts
 from . import Observation, check
-from .repository import exposure, files, medical_evidence, walk_note
+from .repository import exposure, files, medical_evidence, share_names, walk_note
 
 ROOT = "/"  # probes.s3.ROOT
 
@@ -18,12 +18,6 @@ def _facts(service: Service) -> RepositoryFacts | None:
 
 def _buckets(facts: RepositoryFacts) -> list[ShareFacts]:
     return [share for share in facts.shares if share.name != ROOT]
-
-
-def _names(shares: list[ShareFacts]) -> str:
-    names = [repr(share.name) for share in shares[:5]]
-    more = f" and {len(shares) - 5} more" if len(shares) > 5 else ""
-    return ", ".join(names) + more
 
 
 def _how(facts: RepositoryFacts) -> str:
@@ -39,7 +33,7 @@ def s3_bucket_medical_files_exposed(service: Service) -> Observation | None:
     exposed = [share for share in _buckets(facts) if share.readable and files([share])]
     if not exposed:
         return None
-    how = f"{_how(facts)} to bucket(s) {_names(exposed)}"
+    how = f"{_how(facts)} to bucket(s) {share_names(exposed, 5)}"
     return Observation(evidence=medical_evidence(how, exposed), exposure=exposure(exposed))
 
 
@@ -54,7 +48,7 @@ def s3_bucket_public_listing(service: Service) -> Observation | None:
     entries = sum(share.entries for share in public)
     return Observation(
         evidence=(
-            f"{_how(facts)} listed bucket(s) {_names(public)} without credentials: {entries} entries "
+            f"{_how(facts)} listed bucket(s) {share_names(public, 5)} without credentials: {entries} entries "
             f"listed, no medical file seen ({walk_note(public)})."
         )
     )

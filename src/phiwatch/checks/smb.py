@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..models import RepositoryFacts, Service, ShareFacts
+from ..models import RepositoryFacts, Service
 from . import Observation, check
-from .repository import exposure, files, medical_evidence, medical_shares, walk_note
+from .repository import exposure, files, medical_evidence, medical_shares, share_names, walk_note
 
 SESSIONS = {
     "anonymous": "A null session (empty user name and password)",
@@ -16,11 +16,6 @@ def _facts(service: Service) -> RepositoryFacts | None:
     return service.repository if service.protocol == "smb" else None
 
 
-def _names(shares: list[ShareFacts]) -> str:
-    shown = ", ".join(repr(share.name) for share in shares[:8])
-    return shown + (f" and {len(shares) - 8} more" if len(shares) > 8 else "")
-
-
 @check
 def smb_medical_files_exposed(service: Service) -> Observation | None:
     facts = _facts(service)
@@ -30,7 +25,7 @@ def smb_medical_files_exposed(service: Service) -> Observation | None:
     if not exposed:
         return None
     return Observation(
-        evidence=medical_evidence(f"{SESSIONS[facts.access]} on share(s) {_names(exposed)}", exposed),
+        evidence=medical_evidence(f"{SESSIONS[facts.access]} on share(s) {share_names(exposed, 8)}", exposed),
         exposure=exposure(exposed),
     )
 
@@ -45,7 +40,7 @@ def smb_anonymous_share_access(service: Service) -> Observation | None:
         return None  # reported as smb_medical_files_exposed
     locked = sum(share.auth_required for share in facts.shares)
     seen = (
-        f"{len(readable)} share(s) readable without medical files seen ({_names(readable)}: "
+        f"{len(readable)} share(s) readable without medical files seen ({share_names(readable, 8)}: "
         f"{sum(share.entries for share in readable)} entries; {walk_note(readable)})"
         if readable
         else "no share was readable"
@@ -53,7 +48,7 @@ def smb_anonymous_share_access(service: Service) -> Observation | None:
     return Observation(
         evidence=(
             f"{SESSIONS[facts.access]} listed {len(facts.shares)} disk share(s) "
-            f"({_names(facts.shares)}; {locked} need a user): {seen}."
+            f"({share_names(facts.shares, 8)}; {locked} need a user): {seen}."
         )
     )
 

@@ -154,8 +154,8 @@ def _processes() -> list[tuple[str, tuple[int, ...]]]:
     return [*services.PROCESSES, *((server.name, server.offsets) for server in plugins.servers())]
 
 
-def _check_ports(base: int) -> None:
-    for name, offsets in _processes():
+def _check_ports(base: int, processes: list[tuple[str, tuple[int, ...]]] | None = None) -> None:
+    for name, offsets in _processes() if processes is None else processes:
         for offset in offsets:
             if not process.port_free(base + offset):
                 raise LabError(
@@ -318,9 +318,7 @@ def single(name: str, folder: Path, base_port: int) -> Iterator[list[dict[str, A
     if server is None:
         raise LabError(f"no lab plug-in named {name!r}")
     server.check_installed()
-    for offset in server.offsets:
-        if not process.port_free(base_port + offset):
-            raise LabError(f"port {base_port + offset} (needed by {name}) is already in use")
+    _check_ports(base_port, [(name, server.offsets)])
     shutil.rmtree(folder / name, ignore_errors=True)
     (folder / name).mkdir(parents=True)
     prepared = server.prepare(folder / name, base_port)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..engine import Engine
-from ..models import ProbeStatus
+from ..models import ProbeStatus, RepositoryFacts
+from .walk import Outcome
 
 T = TypeVar("T")
 
@@ -53,3 +54,14 @@ def os_failure(exc: BaseException) -> tuple[ProbeStatus, str]:
             return ProbeStatus.UNREACHABLE, "host or network unreachable"
         return ProbeStatus.RESET, "connection reset"
     return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"
+
+
+def failed(
+    exc: BaseException, classify: Callable[[BaseException], tuple[ProbeStatus, str]], facts: RepositoryFacts,
+    expired: bool,
+) -> Outcome:
+    """The outcome of a session that raised: the failure's status, or TIMEOUT when the watchdog ended it."""
+    status, detail = classify(exc)
+    if expired:
+        status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
+    return Outcome(status, facts, detail)

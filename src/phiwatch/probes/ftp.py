@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import os_failure, run_session, session_wall
+from .blocking import failed, os_failure, run_session, session_wall
 from .walk import (
     BoundedWalk,
     Budget,
@@ -279,10 +279,7 @@ class _Session:
         try:
             return self._run()
         except Exception as exc:  # every failure ends in a status, never a traceback
-            status, detail = _failure(exc)
-            if self.expired:
-                status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
-            return Outcome(status, self.facts, detail)
+            return failed(exc, _failure, self.facts, self.expired)
         finally:
             if self.ftp is not None:
                 self.ftp.close()

@@ -106,6 +106,10 @@ def _repository_by_port(module: ModuleType) -> ByPort:
     return by_port
 
 
+# Server-first file repositories, probed when their banner shows on any port.
+BANNER_PROBES: dict[str, ModuleType] = {"ftp": ftp, "rsync": rsync}
+
+
 # The one registry of protocols probed by port: (default ports, probe returning (service, failed)).
 BY_PORT: tuple[tuple[tuple[int, ...], ByPort], ...] = (
     *((module.DEFAULT_PORTS, _repository_by_port(module)) for module in REPOSITORY_PROBES),
@@ -132,14 +136,14 @@ async def _identify(
     if banner is None:
         return Service(host=host, port=port, protocol="unknown", status=ProbeStatus.RESET,
                        detail="peer closed the connection at once", identified_by="none")
-    if banner and classify_banner(banner) == "ftp":
-        return await _repository_service(ftp, engine, host, port, options.files, "banner")
-    if banner and classify_banner(banner) == "rsync":
-        return await _repository_service(rsync, engine, host, port, options.files, "banner")
-    if banner:
-        return Service(host=host, port=port, protocol=classify_banner(banner),
-                       status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
-    return await _probes_in_turn(engine, host, port, options)
+    if not banner:
+        return await _probes_in_turn(engine, host, port, options)
+    protocol = classify_banner(banner)
+    module = BANNER_PROBES.get(protocol)
+    if module is not None:
+        return await _repository_service(module, engine, host, port, options.files, "banner")
+    return Service(host=host, port=port, protocol=protocol, status=ProbeStatus.OPEN,
+                   banner=sanitize(banner), identified_by="banner")
 
 
 async def _banner(channel: Channel, wait: float) -> bytes | None:

@@ -41,7 +41,7 @@ from pyNfsClient.rtypes import diropargs3, nfs_fh3, readdirplus3args
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import os_failure, run_session, session_wall
+from .blocking import failed, os_failure, run_session, session_wall
 from .walk import (
     BoundedWalk,
     Budget,
@@ -437,10 +437,7 @@ class _Session:
                 return self._portmapper()
             return self._nfs(self.port, None)
         except Exception as exc:  # every failure ends in a status, never a traceback
-            status, detail = _failure(exc)
-            if self.expired:
-                status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
-            return Outcome(status, self.facts, detail)
+            return failed(exc, _failure, self.facts, self.expired)
         finally:
             for sock in self.sockets:
                 sock.close()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import os_failure, run_session, session_wall
+from .blocking import failed, os_failure, run_session, session_wall
 from .rsync_proto import (
     GLOB,
     PROTOCOL,
@@ -235,10 +235,7 @@ class _Session:
         try:
             return self._run()
         except Exception as exc:  # every failure ends in a status, never a traceback
-            status, detail = _failure(exc)
-            if self.connections.expired:
-                status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
-            return Outcome(status, self.facts, detail)
+            return failed(exc, _failure, self.facts, self.connections.expired)
         finally:
             self.connections.close()
 

@@ -53,7 +53,7 @@ from impacket.smbconnection import (
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
-from .blocking import run_session, session_wall
+from .blocking import failed, run_session, session_wall
 from .walk import (
     BoundedWalk,
     Budget,
@@ -389,10 +389,7 @@ class _Session:
         try:
             return self._run()
         except Exception as exc:  # every failure ends in a status, never a traceback
-            status, detail = _failure(exc)
-            if self.expired:
-                status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
-            return Outcome(status, self.facts, detail)
+            return failed(exc, _failure, self.facts, self.expired)
         finally:
             _OWNERS.pop(threading.get_ident(), None)
             self.kill()  # nothing of this session stays open
