@@ -24,7 +24,7 @@ from .engine import Limits
 from .inputs import read_services
 from .journal import Journal, ShardTracker, request_record, resumed_request
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
-from .probes import dicom, http, s3
+from .probes import dicom, http
 from .probes.dicom_ul import valid_ae_title
 from .probes.identify import DEFAULT_PORTS, ProbeOptions
 from .probes.walk import FileOptions
@@ -123,6 +123,10 @@ def _ae_titles(path: Path | None) -> tuple[str, ...]:
 
 
 def _s3_buckets(request: ScanRequest) -> tuple[str, ...]:
+    if not request.s3_buckets and request.s3_buckets_file is None:
+        return ()
+    from .probes import s3  # botocore: only for a scan that names buckets
+
     try:
         return s3.bucket_names(request.s3_buckets, request.s3_buckets_file)
     except ValueError as exc:

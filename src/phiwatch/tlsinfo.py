@@ -5,8 +5,6 @@ from __future__ import annotations
 import ssl
 from datetime import UTC, datetime
 
-from cryptography import x509
-
 from .models import TlsFacts
 from .text import sanitize
 
@@ -17,6 +15,8 @@ def tls_facts(ssl_object: ssl.SSLObject | ssl.SSLSocket, now: datetime | None = 
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return facts
+    from cryptography import x509  # only once a TLS peer has sent a certificate
+
     try:
         cert = x509.load_der_x509_certificate(der)
         subject = cert.subject.rfc4514_string()

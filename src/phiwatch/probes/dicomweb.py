@@ -7,14 +7,16 @@ are inspected for counts and for which PHI attributes are non-empty; values are 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import keyword_for_tag
 
 from ..engine import ProbeFailure
 from ..models import DicomWebExposure
 from ..phi import DICOM_PHI_KEYWORDS
-from .http_client import HttpSession
+
+if TYPE_CHECKING:
+    from .http_client import HttpSession
 
 PAGE = 100
 QIDO_HEADERS = {"Accept": "application/dicom+json, application/json"}

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
 from ..text import sanitize
 from . import dicomweb
-from .http_client import HttpLimits, HttpResponse, HttpSession, basic_auth
 from .web_catalog import Product, known_flaws, web_catalog
+
+if TYPE_CHECKING:  # httpcore is imported when the first web service is probed
+    from .http_client import HttpResponse, HttpSession
 
 NAME = "http"
 DEFAULT_PORTS = (80, 443, 3333, 8000, 8042, 8080, 8081, 8443)
 TLS_PORTS = (443, 8443)
 MAX_DEFAULT_LOGINS = 3
-BLANK = basic_auth("", "")
+BLANK = "Basic Og=="  # user and password both empty: base64 of ':'
 _TITLE = re.compile(rb"<title[^>]*>(.{0,200}?)</title", re.IGNORECASE | re.DOTALL)
 _PASSWORD_INPUT = re.compile(rb"<input[^>]+type=[\"']?password", re.IGNORECASE)
 _HIDDEN = re.compile(
@@ -184,6 +187,8 @@ class _Probe:
             return
         if not self.options.try_default_logins:
             return
+        from .http_client import basic_auth
+
         for user, password in self._default_logins():
             self.facts.default_logins_tried += 1
             answer = await self.get(path, {"Authorization": basic_auth(user, password)})
@@ -244,6 +249,8 @@ class _Probe:
 
 
 async def probe(engine: Engine, host: str, port: int, options: HttpOptions, tls: bool) -> HttpOutcome:
+    from .http_client import HttpLimits, HttpSession
+
     session = HttpSession(engine, host, port, tls, HttpLimits(request_time=options.request_time))
     runner = _Probe(session, options)
     try:

@@ -7,6 +7,7 @@ tried in turn, each on its own connection and bounded in time.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ from types import ModuleType
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
-from . import dicom, ftp, http, nfs, rsync, s3, smb, webrepo
-from .walk import FileOptions
+from . import dicom, http
+from .walk import FileOptions, Outcome
 
 BANNERS: list[tuple[bytes, str]] = [
     (b"@RSYNCD:", "rsync"),
@@ -90,12 +91,36 @@ async def _http_by_port(
     return service, service.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}
 
 
-# File-repository probes: modules with NAME, DEFAULT_PORTS and
-# `async probe(engine, host, port, FileOptions) -> walk.Outcome` (never raising).
-REPOSITORY_PROBES: tuple[ModuleType, ...] = (ftp, rsync, s3, nfs, smb)
+@dataclass(frozen=True)
+class RepositoryProbe:
+    """A file-repository probe module, imported when its first service is probed.
+
+    The module (phiwatch.probes.<NAME>) has NAME, DEFAULT_PORTS and
+    `async probe(engine, host, port, FileOptions) -> walk.Outcome` (never raising). Its
+    protocol library (ftplib, impacket, botocore, pyNfsClient) is imported with it, so a
+    scan that meets no such service imports none of them.
+    """
+
+    NAME: str
+    DEFAULT_PORTS: tuple[int, ...]
+
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"{__package__}.{self.NAME}")
+
+    async def probe(self, engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
+        outcome: Outcome = await self.module().probe(engine, host, port, options)
+        return outcome
 
 
-def _repository_by_port(module: ModuleType) -> ByPort:
+ftp = RepositoryProbe("ftp", (21,))
+rsync = RepositoryProbe("rsync", (873,))
+s3 = RepositoryProbe("s3", (9000,))
+nfs = RepositoryProbe("nfs", (2049, 111))
+smb = RepositoryProbe("smb", (445, 139))
+REPOSITORY_PROBES: tuple[RepositoryProbe, ...] = (ftp, rsync, s3, nfs, smb)
+
+
+def _repository_by_port(module: RepositoryProbe) -> ByPort:
     async def by_port(
         engine: Engine, host: str, port: int, channel: Channel, options: ProbeOptions
     ) -> tuple[Service, bool]:
@@ -107,7 +132,7 @@ def _repository_by_port(module: ModuleType) -> ByPort:
 
 
 # Server-first file repositories, probed when their banner shows on any port.
-BANNER_PROBES: dict[str, ModuleType] = {"ftp": ftp, "rsync": rsync}
+BANNER_PROBES: dict[str, RepositoryProbe] = {"ftp": ftp, "rsync": rsync}
 
 
 # The one registry of protocols probed by port: (default ports, probe returning (service, failed)).
@@ -243,6 +268,8 @@ async def _http_service(
     )
     if outcome.facts is None or outcome.status in NOT_THIS_PROTOCOL | {ProbeStatus.TLS_ERROR}:
         return service
+    from . import webrepo  # S3 and directory-index libraries: imported once a web service answers
+
     found = await webrepo.probe(engine, host, port, tls, outcome.facts, options.files)
     if found is not None:  # an S3 endpoint or a directory index: its files are the exposure
         service.protocol = found.protocol
@@ -254,7 +281,7 @@ async def _http_service(
 
 
 async def _repository_service(
-    module: ModuleType, engine: Engine, host: str, port: int, options: FileOptions, identified_by: str
+    module: RepositoryProbe, engine: Engine, host: str, port: int, options: FileOptions, identified_by: str
 ) -> Service:
     outcome = await module.probe(engine, host, port, options)
     return Service(

@@ -6,13 +6,15 @@ import json
 import re
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..text import sanitize
-from .http_client import HttpResponse
+
+if TYPE_CHECKING:
+    from .http_client import HttpResponse
 
 
 class _Strict(BaseModel):
