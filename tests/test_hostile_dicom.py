@@ -247,8 +247,11 @@ def test_a_flood_of_matches_is_counted_up_to_max_matches_then_cancelled():
 def test_a_flood_beyond_the_byte_budget_stops_at_the_budget():
     limits = Limits(timeout=TIMEOUT, retries=0, byte_budget=64 * 1024)
     outcome, _ = run_probe(find_flood(3000), limits=limits, max_matches=100_000)
-    assert outcome.status is ProbeStatus.BUDGET_EXCEEDED
+    # The budget ends the count, and the matches counted before it still prove the exposure
+    query = outcome.facts.query
     assert outcome.facts.association == "accepted"
+    assert outcome.status is ProbeStatus.EXPOSED and 0 < query.studies < 3000
+    assert query.interrupted is not None and "more than 65536 bytes" in query.interrupted
 
 
 def test_abort_on_find_is_a_refused_query_not_an_exposure():

@@ -217,3 +217,96 @@ def test_https_on_an_odd_port_is_identified_with_its_certificate(tmp_path):
     assert service.tls is not None and service.tls.self_signed and "phiwatch-lab" in (service.tls.subject or "")
     checks = {f.check_id for f in outcome.findings}
     assert "dicomweb_studies_exposed" in checks and "web_credentials_over_http" not in checks
+
+
+HOSTILE_STUDIES = [
+    {"1FFFFFFFF": {"vr": "PN", "Value": [{"Alphabetic": CANARY}]}, "00201208": {"vr": "IS", "Value": [2]}},
+    {"00201208": {"vr": "IS", "Value": ["Infinity"]}, "-0010": {"Value": [1]}},
+    {"00201208": {"vr": "IS", "Value": [1e999]}, "00100010": {"vr": "PN", "Value": 5}},
+    {"00201208": {"vr": "IS", "Value": [float("nan")]}, "00100020": {"Value": {"a": CANARY}}},
+    {"00201208": {"vr": "IS", "Value": [10**40]}, "00100030": "not an element"},
+    {"00201208": {"vr": "IS", "Value": [-3]}, "00100010": {"Value": [{"Alphabetic": CANARY}]}},
+    {"00201208": {"vr": "IS", "Value": 7}, "00100020": {"Value": [[CANARY]]}},
+    {"00201208": {"vr": "IS", "Value": [True]}},
+    {"00201208": {"vr": "IS", "Value": ["5"]}},
+]
+
+
+def hostile_qido(second_page: bytes | None = None):
+    """Studies with out-of-range and wrong-typed fields (Infinity and NaN as JSON words)."""
+    async def route(method, target, headers, writer):
+        url = urlsplit(target)
+        if url.path != "/dicom-web/studies":
+            writer.write(respond(404))
+            return
+        offset = int(parse_qs(url.query).get("offset", ["0"])[0])
+        if offset and second_page is not None:
+            writer.write(respond(200, second_page, {"Content-Type": "application/dicom+json"}))
+            return
+        studies = HOSTILE_STUDIES if not offset else []
+        body = json.dumps(studies).replace('"Infinity"', "Infinity")
+        body = body.replace('[1e999]', '[1e999]').replace("[NaN]", "[NaN]")
+        body = body.replace(str(10**40), "9" * 5000)  # longer than Python's int parser allows
+        body = body[:-1] + ", " + ", ".join(json.dumps(study(i)) for i in range(91)) + "]"
+        writer.write(respond(200, body.encode(), {"Content-Type": "application/dicom+json"}))
+
+    return route
+
+
+def test_hostile_dicomweb_json_keeps_the_exposure():
+    # Given a QIDO-RS answer with a tag key above 32 bits, Infinity/NaN/1e999 and a
+    # 5000-digit count, wrong types for Value, and 91 ordinary studies after them
+    outcome, _, _, _ = run_probe(hostile_qido())
+    # Then the service is exposed, every study counted, only sane counts summed
+    [exposure] = outcome.facts.dicomweb
+    assert outcome.status is ProbeStatus.EXPOSED
+    assert exposure.result == "exposed" and exposure.studies == len(HOSTILE_STUDIES) + 91
+    assert exposure.instances == 2 + 5 + 91 * 3
+    assert exposure.phi_attributes == ["PatientID", "PatientName"]
+    assert CANARY not in outcome.facts.model_dump_json()
+
+
+def test_a_broken_second_page_keeps_what_the_first_proved():
+    # Given a server whose first page is full and whose second page is not JSON
+    route = hostile_qido(second_page=b'[{"00100010": {"Value": [')
+    outcome, _, _, _ = run_probe(route, options=http.HttpOptions(max_matches=500))
+    [exposure] = outcome.facts.dicomweb
+    # Then the first page's studies still prove the exposure, and the failure is noted
+    assert outcome.status is ProbeStatus.EXPOSED and exposure.result == "exposed"
+    assert exposure.studies == 100 and exposure.error == "answer is not JSON"
+
+
+def test_an_exception_in_any_step_keeps_the_facts_gathered_before(monkeypatch):
+    from phiwatch.probes import dicomweb
+
+    # Given a parser that breaks (a bug, or an answer nobody foresaw) on the second page
+    calls = {"n": 0}
+    original = dicomweb._phi_names
+
+    def breaks_later(study_json, into):
+        calls["n"] += 1
+        if calls["n"] > 100:
+            raise RuntimeError(CANARY)
+        original(study_json, into)
+
+    monkeypatch.setattr(dicomweb, "_phi_names", breaks_later)
+    outcome, _, _, _ = run_probe(qido(total=250), options=http.HttpOptions(max_matches=250))
+    # Then the step ends with a status, the exposure stands, and the message is not kept
+    [exposure] = outcome.facts.dicomweb
+    assert outcome.status is ProbeStatus.EXPOSED
+    assert exposure.result == "exposed" and exposure.studies >= 100
+    assert exposure.error == "internal error (RuntimeError)"
+    assert CANARY not in outcome.facts.model_dump_json() and CANARY not in (outcome.detail or "")
+
+
+def test_a_failing_fingerprint_step_does_not_end_the_probe(monkeypatch):
+    # Given a fingerprint step that raises
+    async def broken(self):
+        raise KeyError(CANARY)
+
+    monkeypatch.setattr(http._Probe, "_fingerprint", broken)
+    outcome, _, _, _ = run_probe(qido(total=5))
+    # Then the later steps still ran and proved the exposure; the failed step is named
+    assert outcome.status is ProbeStatus.EXPOSED and outcome.facts.dicomweb[0].studies == 5
+    assert outcome.detail == "fingerprint: unexpected answer (KeyError)"
+    assert CANARY not in (outcome.detail or "")

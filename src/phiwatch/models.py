@@ -111,6 +111,7 @@ class StudyExposure(Model):
     study_year_min: int | None = None
     study_year_max: int | None = None
     phi_attributes: list[str] = Field([], description="PHI attribute names that came back non-empty")
+    interrupted: str | None = Field(None, description="Why counting stopped early (the counts stand)")
 
 
 class DicomFacts(Model):

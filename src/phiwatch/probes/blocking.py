@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
-from .walk import Outcome
+from .walk import Outcome, has_medical_files
 
 T = TypeVar("T")
 
@@ -60,8 +60,14 @@ def failed(
     exc: BaseException, classify: Callable[[BaseException], tuple[ProbeStatus, str]], facts: RepositoryFacts,
     expired: bool,
 ) -> Outcome:
-    """The outcome of a session that raised: the failure's status, or TIMEOUT when the watchdog ended it."""
+    """The outcome of a session that raised: the failure's status, or TIMEOUT when the watchdog ended it.
+
+    The facts gathered before the failure stay, and medical files already seen still
+    prove the exposure (see probes/steps.py).
+    """
     status, detail = classify(exc)
     if expired:
         status, detail = ProbeStatus.TIMEOUT, "session wall time spent"
+    if has_medical_files(facts.shares):
+        status = ProbeStatus.EXPOSED
     return Outcome(status, facts, detail)

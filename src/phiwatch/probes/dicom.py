@@ -12,6 +12,7 @@ from ..models import DicomFacts, ProbeStatus, RejectReason, StudyExposure
 from ..vendors import identify
 from . import dicom_query as dq
 from . import dicom_ul as dul
+from .steps import failure_of
 
 NAME = "dicom"
 DEFAULT_PORTS = (104, 2761, 2762, 4242, 11112)
@@ -100,9 +101,20 @@ class _Attempt:
             status = await self._after_accept(accepted)
         except dul.PeerAborted as exc:
             facts.abort_source, facts.abort_reason = exc.source, exc.reason
-            return ProbeStatus.ACCEPTED
+            return self._proven() or ProbeStatus.ACCEPTED
+        except Exception as exc:  # a step after the accept failed: the association and query facts stay
+            status, facts.error = failure_of(exc)
+            return self._proven() or status
         await self._release()
         return status
+
+    def _proven(self) -> ProbeStatus | None:
+        """The status the query facts prove, if any."""
+        query = self.facts.query
+        if query is None:
+            return None
+        return {"exposed": ProbeStatus.EXPOSED, "empty": ProbeStatus.EMPTY}.get(
+            query.status, ProbeStatus.QUERY_REFUSED)
 
     async def _after_accept(self, accepted: dul.Accepted) -> ProbeStatus:
         facts = self.facts
@@ -196,6 +208,6 @@ async def _associate(
             channel = await engine.connect(host, port, tls=tls)
         async with channel:
             return await _Attempt(channel, facts, options).run(), None
-    except ProbeFailure as failure:
-        facts.error = failure.detail
-        return failure.status, failure.detail
+    except Exception as exc:  # every failure is a status; the facts gathered so far stay
+        status, facts.error = failure_of(exc)
+        return status, facts.error

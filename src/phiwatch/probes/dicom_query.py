@@ -22,6 +22,7 @@ from ..engine import Channel, ProbeFailure
 from ..models import ProbeStatus, StudyExposure
 from ..phi import STUDY_QUERY_PHI
 from . import dicom_ul as dul
+from .steps import failure_of
 
 VERIFICATION = "1.2.840.10008.1.1"
 FIND_MODELS = {
@@ -190,34 +191,42 @@ async def find_studies(
     tally = _Tally()
     cancelled = False
     extra = 0
-    while True:
-        try:
-            response = await receive_message(channel)
-        except dul.PeerAborted as exc:
-            if tally.studies and cancelled:
-                break  # some peers abort on C-CANCEL; the count stands
-            raise QueryRefused("abort") from exc
-        status = _status(response)
-        if status in (0xFF00, 0xFF01):
-            if cancelled:
-                extra += 1
-                if extra > MAX_RESPONSES_AFTER_CANCEL:
-                    break
+    interrupted = None
+    try:
+        while True:
+            try:
+                response = await receive_message(channel)
+            except dul.PeerAborted as exc:
+                if tally.studies and cancelled:
+                    break  # some peers abort on C-CANCEL; the count stands
+                raise QueryRefused("abort") from exc
+            status = _status(response)
+            if status in (0xFF00, 0xFF01):
+                if cancelled:
+                    extra += 1
+                    if extra > MAX_RESPONSES_AFTER_CANCEL:
+                        break
+                    continue
+                tally.add(response.data_set, transfer_syntax)  # type: ignore[arg-type]
+                if tally.studies >= max_matches:
+                    cancel = C_CANCEL()
+                    cancel.MessageIDBeingRespondedTo = FIND_ID
+                    cancel_message = C_CANCEL_RQ()
+                    cancel_message.primitive_to_message(cancel)
+                    await send_message(channel, cancel_message, context_id, max_pdu)
+                    cancelled = True
                 continue
-            tally.add(response.data_set, transfer_syntax)  # type: ignore[arg-type]
-            if tally.studies >= max_matches:
-                cancel = C_CANCEL()
-                cancel.MessageIDBeingRespondedTo = FIND_ID
-                cancel_message = C_CANCEL_RQ()
-                cancel_message.primitive_to_message(cancel)
-                await send_message(channel, cancel_message, context_id, max_pdu)
-                cancelled = True
-            continue
-        if status in (0x0000, 0xFE00):
-            break
-        if tally.studies == 0:
-            raise QueryRefused("status", status)
-        break  # a failure after matches: what came back is still exposed
+            if status in (0x0000, 0xFE00):
+                break
+            if tally.studies == 0:
+                raise QueryRefused("status", status)
+            break  # a failure after matches: what came back is still exposed
+    except QueryRefused:
+        raise
+    except Exception as exc:  # the answer broke after matches: what came back is still exposed
+        if not tally.studies:
+            raise
+        interrupted = failure_of(exc)[1]
 
     return StudyExposure(
         status="exposed" if tally.studies else "empty",
@@ -229,4 +238,5 @@ async def find_studies(
         study_year_min=min(tally.years) if tally.years else None,
         study_year_max=max(tally.years) if tally.years else None,
         phi_attributes=sorted(tally.phi),
+        interrupted=interrupted,
     )

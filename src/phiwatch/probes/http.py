@@ -16,6 +16,7 @@ from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
 from ..text import sanitize
 from . import dicomweb
+from .steps import Steps, failure_of
 from .web_catalog import Product, known_flaws, web_catalog
 
 if TYPE_CHECKING:  # httpcore is imported when the first web service is probed
@@ -58,6 +59,7 @@ class _Probe:
         self._cache: dict[str, HttpResponse | None] = {}
         self.auth: dict[str, str] = {}
         self.access = "none"
+        self.steps = Steps()
 
     async def get(self, path: str, headers: dict[str, str] | None = None) -> HttpResponse | None:
         """A cached GET; None when this path failed (the failure is not fatal to the probe)."""
@@ -74,20 +76,24 @@ class _Probe:
     async def run(self) -> ProbeStatus:
         root = await self.session.request("/")  # a failure here is the service's status
         self._cache["/"] = root
-        self._describe_root(root)
-        await self._fingerprint()
-        await self._logins()
-        await self._dicomweb()
-        self.facts.requests = self.session.requests
-        exposures = [d for d in self.facts.dicomweb if d.result == "exposed"]
-        if exposures:
+        steps = self.steps
+        await steps.run("root", self._describe_root)
+        await steps.run("fingerprint", self._fingerprint)
+        await steps.run("logins", self._logins)
+        await steps.run("dicomweb", self._dicomweb)
+        return steps.status(self.gathered())
+
+    def gathered(self) -> ProbeStatus:
+        """The status the facts prove, whatever step failed after."""
+        if any(d.result == "exposed" for d in self.facts.dicomweb):
             return ProbeStatus.EXPOSED
         if any(d.result == "empty" for d in self.facts.dicomweb):
             return ProbeStatus.EMPTY
         return ProbeStatus.OPEN
 
-    def _describe_root(self, root: HttpResponse) -> None:
-        facts = self.facts
+    async def _describe_root(self) -> None:
+        facts, root = self.facts, self._cache["/"]
+        assert root is not None
         facts.status_code = root.status
         facts.server = root.header("server") or None
         title = _TITLE.search(root.body)
@@ -227,17 +233,20 @@ class _Probe:
         product_roots = await self._aet_roots() + self._product_roots()
         roots = list(dict.fromkeys(product_roots + web_catalog().dicomweb_roots))
         for root in roots:
-            try:
-                exposure = await dicomweb.query_studies(
-                    self.session, root, self.auth, self.access, self.options.max_matches
-                )
-            except ProbeFailure as failure:
-                if failure.status is ProbeStatus.BUDGET_EXCEEDED:
-                    raise
-                exposure = DicomWebExposure(root=root, result="error", error=failure.detail)
+            exposure = DicomWebExposure(root=root, result="empty", access=self.access)  # type: ignore[arg-type]
+            paging = Steps()
+            await paging.run("qido", dicomweb.query_studies,
+                             self.session, exposure, self.auth, self.options.max_matches)
+            if paging.failures:
+                dicomweb.failed(exposure, paging.failures[0].detail)
+                if paging.spent:  # the byte budget is gone: keep what was proven, stop here
+                    self.facts.dicomweb.append(exposure)
+                    self.steps.failures.extend(paging.failures)
+                    return
             if exposure.result in ("exposed", "empty") and "Orthanc" in self._products():
                 path = web_catalog().products["Orthanc"].statistics or "/statistics"
-                await dicomweb.orthanc_statistics(self.session, path, self.auth, exposure)
+                await paging.run("statistics", dicomweb.orthanc_statistics,
+                                 self.session, path, self.auth, exposure)
             if exposure.result in ("exposed", "empty") or (
                 root in product_roots and exposure.result in ("auth-required", "error")
             ):
@@ -255,11 +264,11 @@ async def probe(engine: Engine, host: str, port: int, options: HttpOptions, tls:
     runner = _Probe(session, options)
     try:
         status = await runner.run()
-        detail = None
-    except ProbeFailure as failure:
-        status, detail = failure.status, failure.detail
-        runner.facts.error = failure.detail
+        detail = runner.steps.detail
+    except Exception as exc:  # the root could not be fetched (or a bug): keep the facts gathered
+        status, detail = failure_of(exc)
     finally:
         await session.aclose()
+    runner.facts.error = detail
     runner.facts.requests = session.requests
     return HttpOutcome(status, runner.facts, detail, session.tls_facts)

@@ -17,6 +17,7 @@ from ..engine import Channel, Engine, ProbeFailure
 from ..models import ProbeStatus, Service
 from ..text import sanitize
 from . import dicom, http
+from .steps import Steps
 from .walk import FileOptions, Outcome
 
 BANNERS: list[tuple[bytes, str]] = [
@@ -270,7 +271,10 @@ async def _http_service(
         return service
     from . import webrepo  # S3 and directory-index libraries: imported once a web service answers
 
-    found = await webrepo.probe(engine, host, port, tls, outcome.facts, options.files)
+    steps = Steps()  # a repository probe that raises leaves the HTTP facts as they are
+    found = await steps.run("repository", webrepo.probe, engine, host, port, tls, outcome.facts, options.files)
+    if steps.failures:
+        service.detail = steps.detail
     if found is not None:  # an S3 endpoint or a directory index: its files are the exposure
         service.protocol = found.protocol
         service.repository = found.outcome.facts
