@@ -9,10 +9,13 @@ LAB_PORTS ?= 21100-21127
 
 .PHONY: install deps demo test lint lab-up lab-down bench clean lock
 
-$(BIN)/phiwatch: pyproject.toml requirements.lock
+# Two distributions from this repository: phiwatch (with its cluster and dev extras) and the lab,
+# phiwatch-lab (lab/pyproject.toml), which adds `phiwatch lab`. Their dependencies come hashed from
+# the one lock file.
+$(BIN)/phiwatch: pyproject.toml lab/pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps -e . -e ./lab
 	touch $@
 
 install: $(BIN)/phiwatch
@@ -24,13 +27,13 @@ deps:
 # network namespace (read from the lab's manifest).
 demo: deps install
 	$(BIN)/phiwatch lab up
-	nfs_host=$$($(BIN)/python -c 'from phiwatch import lab; print(*{s["host"] for s in lab.manifest()["services"] if "host" in s})') && \
+	nfs_host=$$($(BIN)/python -c 'import phiwatch_lab as lab; print(*{s["host"] for s in lab.manifest()["services"] if "host" in s})') && \
 	$(BIN)/phiwatch scan 127.0.0.1 $$nfs_host -p 111,2049,$(LAB_PORTS) --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
 	@echo "Report: $(CURDIR)/$(OUT)/report.html (data: $(OUT)/scan.json; stop the lab with: make lab-down)"
 
 test: deps install
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src/phiwatch
+	$(BIN)/mypy src/phiwatch src/phiwatch_lab
 	$(BIN)/python -m pytest -q
 
 lab-up: install
@@ -43,7 +46,8 @@ bench: deps install
 	$(BIN)/python bench/dicom_vs_nmap.py
 
 lock:
-	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -q -o requirements.lock
+	uv pip compile requirements.in --generate-hashes --python-version 3.11 -q \
+		--no-emit-package phiwatch --no-emit-package phiwatch-lab -o requirements.lock
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

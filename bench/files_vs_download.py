@@ -38,8 +38,8 @@ from pathlib import Path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from phiwatch.lab import ftp as lab_ftp
-from phiwatch.lab import process
+from phiwatch_lab import ftp as lab_ftp
+from phiwatch_lab import process
 
 HOST = "127.0.0.1"
 PER_SERIES = 100
@@ -220,7 +220,7 @@ def measure_smb(folder: Path, work: Path, port: int, files: int) -> dict | str:
     """smbd (the lab's guest configuration: share `imaging` is the tree) against smbclient mget."""
     if importlib.util.find_spec("phiwatch.probes.smb") is None:
         return "pending: phiwatch has no SMB probe (probes/smb.py) yet"
-    from phiwatch.lab import samba
+    from phiwatch_lab import samba
 
     samba.check_installed()
     for name in samba.STATE_DIRS:
@@ -230,7 +230,7 @@ def measure_smb(folder: Path, work: Path, port: int, files: int) -> dict | str:
     config = folder / "smb.conf"
     config.write_text(samba.render_config(folder, port, guest=True))
     log = work / "smbd.log"
-    record = process.spawn("bench-smbd", [sys.executable, "-m", "phiwatch.lab.samba", str(config)], log, [port],
+    record = process.spawn("bench-smbd", [sys.executable, "-m", "phiwatch_lab.samba", str(config)], log, [port],
                            cwd=work)
     try:
         _wait_port(port, record, log)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from phiwatch.content.walk import sniff_path
-from phiwatch.lab.canary import build_canary_dataset, canary_bytes
+from phiwatch_lab.canary import build_canary_dataset, canary_bytes
 
 HL7 = (
     b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ADT^A01|MSG%06d|P|2.5.1\r"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from phiwatch import lab as lab_control
-from phiwatch.lab import control
+import phiwatch_lab as lab_control
+from phiwatch_lab import control
 
 # The whole lab's base port; PHIWATCH_TEST_BASE moves it (two test runs side by side).
 LAB_BASE_PORT = int(os.environ.get("PHIWATCH_TEST_BASE", "31100"))

@@ -9,11 +9,11 @@ from types import ModuleType
 from typing import TypeVar
 
 from phiwatch.engine import Engine, Limits
-from phiwatch.lab.canary import CANARY_STRINGS
-from phiwatch.lab.medtree import CANARY_FOLDER
 from phiwatch.models import Service
 from phiwatch.probes.identify import ProbeOptions, service_on
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
+from phiwatch_lab.canary import CANARY_STRINGS
+from phiwatch_lab.medtree import CANARY_FOLDER
 
 T = TypeVar("T")
 HOST = "127.0.0.1"

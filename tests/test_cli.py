@@ -110,7 +110,7 @@ def test_scan_from_a_service_list_probes_only_listed_services_and_excludes_win(t
 
 
 def test_sniff_counts_files_by_kind_and_prints_no_value(tmp_path):
-    from phiwatch.lab.canary import CANARY_STRINGS, canary_bytes
+    from phiwatch_lab.canary import CANARY_STRINGS, canary_bytes
 
     folder = tmp_path / "share" / "DICOM"
     folder.mkdir(parents=True)
@@ -126,7 +126,7 @@ def test_sniff_counts_files_by_kind_and_prints_no_value(tmp_path):
 
 
 def test_lab_scan_hint_covers_every_host_and_port():
-    from phiwatch.cli import scan_hint
+    from phiwatch_lab.cli import scan_hint
 
     manifest = {"host": "127.0.0.1", "services": [
         {"name": "a", "port": 21100}, {"name": "b", "port": 21127},

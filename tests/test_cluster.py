@@ -19,10 +19,10 @@ from rich.console import Console
 
 from phiwatch import cluster as sharding
 from phiwatch.engine import Limits
-from phiwatch.lab.anyscp import HANDLERS, build_ae
 from phiwatch.run import ScanRequest, run_scan
 from phiwatch.scanner import ScanConfig
 from phiwatch.targets import TargetError
+from phiwatch_lab.anyscp import HANDLERS, build_ae
 
 from .conftest import LAB_BASE_PORT
 from .parrot import Parrot, pdu

@@ -37,7 +37,8 @@ from phiwatch.content import (
     sniff,
     sniff_path,
 )
-from phiwatch.lab.canary import (
+from phiwatch.phi import DICOM_PHI_KEYWORDS
+from phiwatch_lab.canary import (
     CANARY_ACCESSION,
     CANARY_BIRTH_DATE,
     CANARY_INSTITUTION,
@@ -49,7 +50,6 @@ from phiwatch.lab.canary import (
     build_canary_dataset,
     canary_bytes,
 )
-from phiwatch.phi import DICOM_PHI_KEYWORDS
 
 PROFILE = Path("/work/shared/data/ps3.15-confidentiality-profile.json")
 CANARY_DICOM_PHI = {

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from phiwatch.checks import evaluate
-from phiwatch.lab.certs import make_self_signed
-from phiwatch.lab.medtree import _small_image
 from phiwatch.models import HttpFacts, ProbeStatus, Service
 from phiwatch.probes import dirindex
 from phiwatch.probes.walk import FileOptions, WalkLimits
 from phiwatch.probes.webrepo import WebRepository
+from phiwatch_lab.certs import make_self_signed
+from phiwatch_lab.medtree import _small_image
 
 from .parrot import Parrot
 from .repo_helpers import HOST, identify, on_engine

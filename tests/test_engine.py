@@ -311,7 +311,7 @@ def test_sweep_memory_does_not_grow_with_the_number_of_addresses():
 def test_tls_connects_report_the_certificate_and_a_plain_peer_is_a_tls_error(tmp_path):
     import ssl
 
-    from phiwatch.lab.certs import make_self_signed
+    from phiwatch_lab.certs import make_self_signed
 
     make_self_signed(tmp_path / "cert.pem", tmp_path / "key.pem")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -13,11 +13,11 @@ import json
 import pytest
 
 from phiwatch.checks import evaluate
-from phiwatch.lab import medtree
-from phiwatch.lab.pyftpd import BANNER
 from phiwatch.models import ProbeStatus
 from phiwatch.probes import ftp
 from phiwatch.probes.walk import Outcome, WalkLimits
+from phiwatch_lab import medtree
+from phiwatch_lab.pyftpd import BANNER
 
 from .repo_helpers import HOST, identify, no_leak
 from .repo_helpers import run_probe as _run_probe

@@ -27,14 +27,14 @@ import psutil
 import pytest
 
 from phiwatch.engine import Engine, Limits
-from phiwatch.lab import ftp as lab_ftp
-from phiwatch.lab import process
-from phiwatch.lab.canary import CANARY_PATIENT_ID, CANARY_PATIENT_NAME, CANARY_STRINGS, canary_bytes
-from phiwatch.lab.certs import make_self_signed
-from phiwatch.lab.medtree import CANARY_FOLDER
 from phiwatch.models import ProbeStatus
 from phiwatch.probes import ftp
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
+from phiwatch_lab import ftp as lab_ftp
+from phiwatch_lab import process
+from phiwatch_lab.canary import CANARY_PATIENT_ID, CANARY_PATIENT_NAME, CANARY_STRINGS, canary_bytes
+from phiwatch_lab.certs import make_self_signed
+from phiwatch_lab.medtree import CANARY_FOLDER
 
 from .conftest import LAB_BASE_PORT
 from .parrot import Parrot
@@ -170,7 +170,7 @@ def servers(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     records = [
         process.spawn("hostile-pyftpdlib", [
-            sys.executable, "-m", "phiwatch.lab.pyftpd", "--port", str(BASE), "--root", str(tree),
+            sys.executable, "-m", "phiwatch_lab.pyftpd", "--port", str(BASE), "--root", str(tree),
             "--pasv", f"{BASE + 10}-{BASE + 19}", "--cert", str(cert), "--key", str(key),
         ], folder / "pyftpdlib.log", [BASE], cwd=folder, env=env),
         process.spawn("hostile-vsftpd", lab_ftp.command(config), folder / "vsftpd.log", [BASE + 1], cwd=folder),

@@ -200,9 +200,9 @@ def test_a_server_ignoring_limit_is_counted_no_further_than_asked():
 def test_https_on_an_odd_port_is_identified_with_its_certificate(tmp_path):
     import ssl
 
-    from phiwatch.lab.certs import make_self_signed
     from phiwatch.scanner import ScanConfig, Scanner
     from phiwatch.targets import build_targets
+    from phiwatch_lab.certs import make_self_signed
 
     # Given a DICOMweb server behind TLS with a self-signed certificate, on an odd port
     make_self_signed(tmp_path / "cert.pem", tmp_path / "key.pem")

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import ftplib
 import io
+import ipaddress
 import json
 import socket
 import ssl
@@ -48,18 +49,20 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from phiwatch import lab as lab_control
-from phiwatch.lab import dcmqrscp as dcmqrscp_module
-from phiwatch.lab import orthanc as orthanc_module
-from phiwatch.lab.canary import (
+import phiwatch_lab as lab_control
+from phiwatch_lab import dcmqrscp as dcmqrscp_module
+from phiwatch_lab import orthanc as orthanc_module
+from phiwatch_lab.canary import (
     CANARY_PATIENT_ID,
     CANARY_PATIENT_NAME,
     CANARY_STRINGS,
     CANARY_STUDY_UID,
     build_canary_dataset,
 )
-from phiwatch.lab.tarpit import Tarpit
-from phiwatch.lab.webfixture_pages import FIXTURE_HEADER, FIXTURES
+from phiwatch_lab.tarpit import Tarpit
+from phiwatch_lab.webfixture_pages import FIXTURE_HEADER, FIXTURES
+
+from .conftest import LAB_BASE_PORT
 
 pytestmark = pytest.mark.lab
 
@@ -161,26 +164,27 @@ def unverified_tls() -> ssl.SSLContext:
 
 # Plug-in servers (lab/plugins.py) after the built-in ones: (name, port, protocol, host); host None is
 # the lab's loopback host, NFS_HOST is the address inside the NFS server's own network namespace.
-NFS_HOST = "100.65.229.242"  # 100.64.0.0 + 4 * 31100 + 2: the namespace end of base 31100's /30
+BASE = LAB_BASE_PORT  # 31100 unless PHIWATCH_TEST_BASE moves it
+NFS_HOST = str(ipaddress.ip_address("100.64.0.0") + 4 * BASE + 2)  # the namespace end of the base's /30
 PLUGIN_SERVICES = [
-    ("pyftpdlib-mlsd", 31127, "ftp", None),
-    ("nginx-autoindex", 31126, "http", None),
-    ("rsyncd", 31124, "rsync", None),
-    ("moto-s3", 31125, "s3", None),
+    ("pyftpdlib-mlsd", BASE + 27, "ftp", None),
+    ("nginx-autoindex", BASE + 26, "http", None),
+    ("rsyncd", BASE + 24, "rsync", None),
+    ("moto-s3", BASE + 25, "s3", None),
     ("nfs-ganesha", 2049, "nfs", NFS_HOST),
     ("nfs-ganesha-rpcbind", 111, "nfs", NFS_HOST),
-    ("samba-guest", 31122, "smb", None),
-    ("samba-auth", 31123, "smb", None),
+    ("samba-guest", BASE + 22, "smb", None),
+    ("samba-auth", BASE + 23, "smb", None),
 ]
 
 
 def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_dir):
-    # Given the lab is up on base port 31100
+    # Given the lab is up on its base port (31100 by default)
     # When its manifest is read back
     on_disk = lab_control.manifest(lab_state_dir)
-    # Then it is the one up() returned, with the twenty-two built-in services on 31100-31121
+    # Then it is the one up() returned, with the twenty-two built-in services on base .. base+21
     assert on_disk == lab
-    assert lab["host"] == HOST and lab["base_port"] == 31100
+    assert lab["host"] == HOST and lab["base_port"] == BASE
     names = [s["name"] for s in lab["services"]]
     assert names[:22] == [
         "orthanc-open",
@@ -197,14 +201,14 @@ def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_d
         "vsftpd-anonymous",
         "vsftpd-closed",
     ]
-    assert [s["port"] for s in lab["services"][:22]] == list(range(31100, 31122))
+    assert [s["port"] for s in lab["services"][:22]] == list(range(BASE, BASE + 22))
     protocols = [s["protocol"] for s in lab["services"][:22]]
     assert protocols == ["dicom", "http"] * 2 + ["dicom"] * 5 + ["http"] * 11 + ["ftp"] * 2
-    # And after them the plug-ins' services, on 31122-31127 and, for NFS, inside its namespace
+    # And after them the plug-ins' services, on base+22 .. base+27 and, for NFS, inside its namespace
     plugins = [(s["name"], s["port"], s["protocol"], s.get("host")) for s in lab["services"][22:]]
     assert plugins == PLUGIN_SERVICES
     assert all("host" not in s for s in lab["services"][:22])
-    assert sorted(s["port"] for s in lab["services"] if "host" not in s) == list(range(31100, 31128))
+    assert sorted(s["port"] for s in lab["services"] if "host" not in s) == list(range(BASE, BASE + 28))
     for entry in lab["services"]:
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
         assert entry["process"]
@@ -233,8 +237,8 @@ def test_nfs_services_live_in_the_labs_own_network_namespace(lab):
     assert {s["process"] for s in entries} == {"nfs-ganesha"} and {s["host"] for s in entries} == {NFS_HOST}
     # Then the namespace named after the base port exists and holds the address, not the host's loopback
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
-    assert "phiwatch-nfs-31100" in namespaces.split()
-    inside = subprocess.run(["ip", "-n", "phiwatch-nfs-31100", "-4", "-o", "addr"], capture_output=True,
+    assert f"phiwatch-nfs-{BASE}" in namespaces.split()
+    inside = subprocess.run(["ip", "-n", f"phiwatch-nfs-{BASE}", "-4", "-o", "addr"], capture_output=True,
                             text=True, timeout=10).stdout  # fmt: skip
     assert f"{NFS_HOST}/30" in inside
     # And both of its ports accept there
@@ -900,13 +904,13 @@ def test_status_reports_every_service_running(lab, lab_state_dir):
 def test_up_twice_is_idempotent(lab, lab_state_dir):
     before = {r["name"]: r["pid"] for r in lab_control.status(lab_state_dir)}
     # When up() runs again with the same ports, Then the same lab is returned as is
-    assert lab_control.up(lab_state_dir, base_port=31100) == lab
+    assert lab_control.up(lab_state_dir, base_port=BASE) == lab
     assert {r["name"]: r["pid"] for r in lab_control.status(lab_state_dir)} == before
 
 
 def test_up_on_other_ports_while_running_is_refused(lab, lab_state_dir):
-    with pytest.raises(lab_control.LabError, match="already runs on base port 31100"):
-        lab_control.up(lab_state_dir, base_port=31500)
+    with pytest.raises(lab_control.LabError, match=f"already runs on base port {BASE}"):
+        lab_control.up(lab_state_dir, base_port=BASE + 400)
 
 
 def test_lab_logs_hold_no_canary_value(lab, lab_state_dir):
@@ -930,7 +934,7 @@ def test_a_missing_orthanc_names_its_debian_package(monkeypatch, tmp_path):
     monkeypatch.setattr(orthanc_module.shutil, "which", lambda name: None)
     # Then up() fails with one line naming the Debian package, and starts nothing
     with pytest.raises(lab_control.LabError) as caught:
-        lab_control.up(tmp_path, base_port=31400)
+        lab_control.up(tmp_path, base_port=BASE + 300)
     assert "Debian package 'orthanc'" in str(caught.value)
     assert "\n" not in str(caught.value)
     assert lab_control.status(tmp_path) == []
@@ -939,7 +943,7 @@ def test_a_missing_orthanc_names_its_debian_package(monkeypatch, tmp_path):
 def test_a_missing_dcmqrscp_names_its_debian_package(monkeypatch, tmp_path):
     monkeypatch.setattr(dcmqrscp_module, "DCMQRSCP", tmp_path / "no-such-dcmqrscp")
     with pytest.raises(lab_control.LabError, match="Debian package 'dcmtk'"):
-        lab_control.up(tmp_path, base_port=31400)
+        lab_control.up(tmp_path, base_port=BASE + 300)
 
 
 def test_a_server_that_dies_at_start_up_stops_the_others(monkeypatch, tmp_path):
@@ -950,13 +954,13 @@ def test_a_server_that_dies_at_start_up_stops_the_others(monkeypatch, tmp_path):
     monkeypatch.setattr(orthanc_module, "command", broken)
     # When the lab is brought up, Then the error carries the tail of its log
     with pytest.raises(lab_control.LabError, match="exited during start-up.*storage area"):
-        lab_control.up(tmp_path, base_port=31400)
+        lab_control.up(tmp_path, base_port=BASE + 300)
     # And nothing it started is left running or listening, and no NFS namespace is left behind
     assert not (tmp_path / "pids.json").exists()
-    for port in range(31400, 31428):
+    for port in range(BASE + 300, BASE + 328):
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, port)) != 0, port
-    assert not Path("/run/netns/phiwatch-nfs-31400").exists()
+    assert not Path(f"/run/netns/phiwatch-nfs-{BASE + 300}").exists()
 
 
 def test_up_refuses_a_foreign_non_empty_directory(tmp_path):
@@ -964,29 +968,29 @@ def test_up_refuses_a_foreign_non_empty_directory(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     # Then up() refuses to use it (it would wipe its data folders), and touches nothing
     with pytest.raises(lab_control.LabError, match="not a phiwatch lab state directory"):
-        lab_control.up(tmp_path, base_port=31400)
+        lab_control.up(tmp_path, base_port=BASE + 300)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_up_with_a_port_taken_fails_cleanly(tmp_path):
-    # Given something already listening on the tarpit's port of a lab at 31300
+    # Given something already listening on the tarpit's port of a lab at base+200
     with socket.socket() as squatter:
-        squatter.bind((HOST, 31307))
+        squatter.bind((HOST, BASE + 207))
         squatter.listen()
         # When the lab is brought up, Then one clear error, and nothing left running
-        with pytest.raises(lab_control.LabError, match="port 31307"):
-            lab_control.up(tmp_path, base_port=31300)
+        with pytest.raises(lab_control.LabError, match=f"port {BASE + 207}"):
+            lab_control.up(tmp_path, base_port=BASE + 200)
     assert lab_control.manifest(tmp_path) is None
     assert lab_control.status(tmp_path) == []
     assert lab_control.down(tmp_path) == 0
 
 
 def test_down_stops_every_process_and_frees_the_ports(tmp_path):
-    # Given a second, separate lab at 31200
-    manifest = lab_control.up(tmp_path, base_port=31200)
+    # Given a second, separate lab at base+100
+    manifest = lab_control.up(tmp_path, base_port=BASE + 100)
     pids = {r["pid"] for r in lab_control.status(tmp_path)}
     assert len(pids) == 17  # ten built-in processes, seven plug-ins
-    assert Path("/run/netns/phiwatch-nfs-31200").exists()
+    assert Path(f"/run/netns/phiwatch-nfs-{BASE + 100}").exists()
     # When it is brought down
     assert lab_control.down(tmp_path) == 17
     # Then none of its processes remain, every port is free and down() is a no-op
@@ -998,8 +1002,8 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]
     # And the NFS server's namespace and veth pair are gone (its address is no longer routed here)
-    assert not Path("/run/netns/phiwatch-nfs-31200").exists()
-    assert not Path("/sys/class/net/pwnfs31200h").exists()
+    assert not Path(f"/run/netns/phiwatch-nfs-{BASE + 100}").exists()
+    assert not Path(f"/sys/class/net/pwnfs{BASE + 100}h").exists()
     assert lab_control.status(tmp_path) == []
     assert lab_control.down(tmp_path) == 0
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from phiwatch.lab import nfs, s3, samba
-from phiwatch.lab.canary import CANARY_STRINGS
-from phiwatch.lab.medtree import CANARY_FOLDER, TREE_FILES
 from phiwatch.models import ScanResult
 from phiwatch.store import Store
+from phiwatch_lab import nfs, s3, samba
+from phiwatch_lab.canary import CANARY_STRINGS
+from phiwatch_lab.medtree import CANARY_FOLDER, TREE_FILES
 
 pytestmark = pytest.mark.lab
 

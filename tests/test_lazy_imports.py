@@ -39,7 +39,7 @@ print(json.dumps({"modules": sorted(sys.modules),
 
 @pytest.fixture(scope="module")
 def dicom_scp():
-    proc = subprocess.Popen([sys.executable, "-m", "phiwatch.lab.anyscp", "--port", str(DICOM_PORT)],
+    proc = subprocess.Popen([sys.executable, "-m", "phiwatch_lab.anyscp", "--port", str(DICOM_PORT)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20

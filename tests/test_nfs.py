@@ -24,11 +24,11 @@ import pytest
 from pyNfsClient.pack import nfs_pro_v3Packer
 
 from phiwatch.checks import evaluate
-from phiwatch.lab.errors import LabError
-from phiwatch.lab.nfs import NOT_OURS, namespace
 from phiwatch.models import ProbeStatus, RepositoryFacts, Service
 from phiwatch.probes import nfs
 from phiwatch.probes.walk import Outcome, WalkLimits
+from phiwatch_lab.errors import LabError
+from phiwatch_lab.nfs import NOT_OURS, namespace
 
 from .parrot import Parrot
 from .repo_helpers import identify as _identify

@@ -325,7 +325,7 @@ def test_report_from_a_real_lab_scan_in_chromium(lab, browser, tmp_path):
     """A real scan of the lab's open Orthanc and a web fixture: report.html renders and holds no canary."""
     from selenium.webdriver.common.by import By
 
-    from phiwatch.lab.canary import CANARY_STRINGS
+    from phiwatch_lab.canary import CANARY_STRINGS
 
     wanted = {"orthanc-open", "orthanc-open-http", "pynetdicom-any"}  # canaries behind DICOM and HTTP
     ports = sorted(s["port"] for s in lab["services"] if s["name"] in wanted)

@@ -1,6 +1,6 @@
 """The S3 probe and checks: against the lab's moto S3 server, and against scripted hostile endpoints.
 
-The lab (phiwatch.lab.s3) runs moto's S3 server. What is modelled: anonymous ListBuckets answered
+The lab (phiwatch_lab.s3) runs moto's S3 server. What is modelled: anonymous ListBuckets answered
 (moto's own behaviour, which AWS never shows); public buckets listed and read with ranged
 GetObject; objects stored with the private ACL refused to anonymous GetObject (moto itself).
 What moto does not enforce, a gate in the lab runner adds: anonymous ListObjects on
@@ -29,12 +29,12 @@ import pytest
 
 from phiwatch.checks import evaluate
 from phiwatch.engine import Engine, Limits
-from phiwatch.lab import medtree
-from phiwatch.lab.canary import CANARY_PATIENT_ID
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.probes import s3
 from phiwatch.probes.identify import ProbeOptions
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
+from phiwatch_lab import medtree
+from phiwatch_lab.canary import CANARY_PATIENT_ID
 
 from .parrot import Parrot
 from .repo_helpers import HOST
@@ -85,7 +85,7 @@ def gated(tmp_path_factory) -> Iterator[int]:
     medtree.build_tree(folder / "tree")
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(Path(s3.__file__).resolve().parents[2]))
-    argv = [sys.executable, "-m", "phiwatch.lab.s3", "--port", str(port), "--tree", str(folder / "tree"),
+    argv = [sys.executable, "-m", "phiwatch_lab.s3", "--port", str(port), "--tree", str(folder / "tree"),
             "--deny-list-buckets", "--virtual-hosted-only"]  # fmt: skip
     with open(folder / "log", "wb") as log:
         server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -472,7 +472,7 @@ def test_recognising_s3_from_headers_or_body():
 def test_s3_behind_tls_on_an_odd_port_is_found_after_the_http_probe(tmp_path):
     import ssl
 
-    from phiwatch.lab.certs import make_self_signed
+    from phiwatch_lab.certs import make_self_signed
 
     hl7 = b"MSH|^~\\&|A|B|C|D|20210101||ADT^A01|1|P|2.5\rPID|1||PW123^^^H^MR||DOE^JANE||19700101|F\r"
     listing = (b"<ListBucketResult><Name>b1</Name><IsTruncated>false</IsTruncated>"

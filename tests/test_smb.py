@@ -21,10 +21,10 @@ import pytest
 from impacket import smb3structs as s3
 
 from phiwatch.checks import evaluate
-from phiwatch.lab.samba import PUBLIC_FILES
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.probes import smb
 from phiwatch.probes.walk import Budget, Outcome, WalkLimits
+from phiwatch_lab.samba import PUBLIC_FILES
 
 from .parrot import Parrot
 from .repo_helpers import HOST, identify

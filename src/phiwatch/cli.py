@@ -24,13 +24,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     add_completion=False,
 )
-lab_app = typer.Typer(help="The built-in lab: real servers on loopback with known exposures.",
-                      no_args_is_help=True)
-app.add_typer(lab_app, name="lab")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-StateDir = Annotated[Path | None, typer.Option(help="Where the lab keeps its files")]
 DbPath = Annotated[
     Path | None, typer.Option(help="SQLite store (default: $XDG_DATA_HOME/phiwatch/phiwatch.db)")
 ]
@@ -280,60 +276,34 @@ def version() -> None:
     print(__version__)
 
 
-@lab_app.command("up")
-def lab_up(
-    state_dir: StateDir = None,
-    base_port: Annotated[int | None, typer.Option(help="First of the lab's hundred reserved ports")] = None,
-) -> None:
-    """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
-    from . import lab
-
-    try:
-        manifest = lab.up(state_dir, base_port or lab.DEFAULT_BASE_PORT)
-    except lab.LabError as exc:
-        raise UserError(str(exc)) from exc
-    host = manifest["host"]
-    for service in manifest["services"]:
-        where = f"{service.get('host', host)}:{service['port']}"
-        err.print(f"  {where:<21} {service['name']:<20} {service['description']}")
-    err.print(f"lab is up; scan it with: {scan_hint(manifest)}")
+LAB_HINT = ("the lab is a distribution of its own: install it with "
+            "'pip install -e lab/' from phiwatch's repository (or 'make install')")
 
 
-def scan_hint(manifest: dict) -> str:
-    """The scan command that covers every lab service: its hosts, other hosts' ports, its port range."""
-    host = manifest["host"]
-    local = [s["port"] for s in manifest["services"] if s.get("host", host) == host]
-    others = sorted({s.get("host", host) for s in manifest["services"]} - {host})
-    extra = sorted({s["port"] for s in manifest["services"] if s.get("host", host) != host})
-    ports = ",".join([*map(str, extra), f"{min(local)}-{max(local)}"])
-    return f"phiwatch scan {' '.join([host, *others])} -p {ports}"
+def add_plugin_commands(target: typer.Typer) -> None:
+    """Command groups other distributions add through the ``phiwatch.commands`` entry point (the
+    lab adds ``lab``); without the lab installed, ``phiwatch lab`` says in one line how to get it."""
+    from importlib.metadata import entry_points
+
+    names = set()
+    for entry in entry_points(group="phiwatch.commands"):
+        try:
+            plugin = entry.load()
+        except ImportError as exc:  # a broken plug-in must not break the scanner
+            err.print(f"phiwatch: plug-in {entry.name!r} not loaded ({type(exc).__name__})", markup=False)
+            continue
+        target.add_typer(plugin, name=entry.name)
+        names.add(entry.name)
+    if "lab" not in names:
+
+        @target.command("lab", add_help_option=False, hidden=False,
+                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+        def lab_missing() -> None:
+            """The built-in lab (not installed: phiwatch-lab is a distribution of its own)."""
+            raise UserError(LAB_HINT)
 
 
-@lab_app.command("down")
-def lab_down(
-    state_dir: StateDir = None,
-) -> None:
-    """Stop the lab's servers."""
-    from . import lab
-
-    stopped = lab.down(state_dir)
-    err.print(f"lab stopped ({stopped} processes)")
-
-
-@lab_app.command("status")
-def lab_status(
-    state_dir: StateDir = None,
-) -> None:
-    """Show which lab servers run."""
-    from . import lab
-
-    rows = lab.status(state_dir)
-    if not rows:
-        err.print("lab is not running")
-        raise typer.Exit(1)
-    for row in rows:
-        state = "running" if row["running"] else "stopped"
-        print(f"{row['host'] + ':' + str(row['port']):<21} {row['name']:<20} {state}")
+add_plugin_commands(app)
 
 
 def main() -> None:

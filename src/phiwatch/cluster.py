@@ -154,6 +154,16 @@ def _share(config: ScanConfig, threads: int) -> ScanConfig:
 
 Update = Callable[[str, object, Progress], None]
 
+DASK_HINT = "--cluster needs Dask, an optional part of phiwatch: pip install 'phiwatch[cluster]'"
+
+
+def require_dask() -> None:
+    """Say in one line how to install Dask when --cluster is used without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None or importlib.util.find_spec("dask") is None:
+        raise TargetError(DASK_HINT)
+
 
 def run_on_cluster(
     address: str, shards: Iterator[Shard], total: int, config: ScanConfig, journal: Journal, update: Update

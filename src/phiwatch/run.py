@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .cluster import Shard, list_shards, run_on_cluster, sweep_shards
+from .cluster import Shard, list_shards, require_dask, run_on_cluster, sweep_shards
 from .engine import Limits
 from .inputs import read_services
 from .journal import Journal, ShardTracker, request_record, resumed_request
@@ -199,6 +199,8 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     if request.resume is not None:
         request, previous = resumed_request(request)
     _check_numbers(request)
+    if request.cluster:
+        require_dask()
     ports = parse_ports(request.ports) if request.ports else default_ports()
     plan = _list_plan(request, ports) if request.from_file else _sweep_plan(request, ports)
     if request.output is not None and request.output.exists() and not request.output.is_dir():

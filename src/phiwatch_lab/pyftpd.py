@@ -4,7 +4,7 @@ It serves the medical tree (lab/medtree.py). pyftpdlib lists with MLSD and follo
 tree's symbolic link (HL7/back -> ..) as a folder, so the loop shows as a folder whose
 listing repeats the root's.
 
-Run alone: python -m phiwatch.lab.pyftpd --port P --root DIR --pasv LOW-HIGH --cert C --key K
+Run alone: python -m phiwatch_lab.pyftpd --port P --root DIR --pasv LOW-HIGH --cert C --key K
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def prepare(folder: Path, base: int) -> Prepared:
     make_self_signed(cert, key)
     low, high = (base + offset for offset in PASV_OFFSETS)
     argv = [
-        sys.executable, "-m", "phiwatch.lab.pyftpd", "--port", str(base + OFFSET), "--root", str(root),
+        sys.executable, "-m", "phiwatch_lab.pyftpd", "--port", str(base + OFFSET), "--root", str(root),
         "--pasv", f"{low}-{high}", "--cert", str(cert), "--key", str(key),
     ]  # fmt: skip
     return Prepared(argv=argv, facts=tree, python=True)
@@ -117,7 +117,7 @@ def serve(port: int, root: Path, pasv: tuple[int, int], cert: Path, key: Path, h
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="phiwatch.lab.pyftpd", description="The lab's pyftpdlib server")
+    parser = argparse.ArgumentParser(prog="phiwatch_lab.pyftpd", description="The lab's pyftpdlib server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--pasv", required=True, help="LOW-HIGH passive data ports")

@@ -108,7 +108,7 @@ def _save_records(state_dir: Path, records: list[ProcessRecord]) -> None:
 def _python_env() -> dict[str, str]:
     """Environment for the lab's Python servers: this interpreter finds this package."""
     env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -222,13 +222,13 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     cert, key = tls_dir / "cert.pem", tls_dir / "key.pem"
     make_self_signed(cert, key)
     py = [sys.executable, "-m"]
-    argv["pynetdicom-any"] = [*py, "phiwatch.lab.anyscp", "--port", str(base + 5)]
+    argv["pynetdicom-any"] = [*py, "phiwatch_lab.anyscp", "--port", str(base + 5)]
     argv["pynetdicom-tls"] = [
-        *py, "phiwatch.lab.anyscp", "--port", str(base + 6),
+        *py, "phiwatch_lab.anyscp", "--port", str(base + 6),
         "--tls-cert", str(cert), "--tls-key", str(key),
     ]  # fmt: skip
-    argv["tarpit"] = [*py, "phiwatch.lab.tarpit", "--port", str(base + 7)]
-    argv["web-fixtures"] = [*py, "phiwatch.lab.webfixtures", "--base-port", str(base)]
+    argv["tarpit"] = [*py, "phiwatch_lab.tarpit", "--port", str(base + 7)]
+    argv["web-fixtures"] = [*py, "phiwatch_lab.webfixtures", "--base-port", str(base)]
     ftp_tree: dict = {}
     for name, offset in (("vsftpd-anonymous", 20), ("vsftpd-closed", 21)):
         low, high = services.FTP_PASV_OFFSETS[name]

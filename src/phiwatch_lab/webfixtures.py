@@ -1,6 +1,6 @@
 """Small HTTP fixtures for web PACS products that cannot be installed here.
 
-Run: ``python -m phiwatch.lab.webfixtures --base-port N``. One process, one threaded HTTP
+Run: ``python -m phiwatch_lab.webfixtures --base-port N``. One process, one threaded HTTP
 server per product on 127.0.0.1:N+10 .. N+19 (webfixture_pages.FIXTURES), listen backlog
 1024. Every response carries ``X-Phiwatch-Fixture: <product>``; every path not routed below
 answers 404. The log holds method, path (never the query) and status only.
@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 
 from . import webfixture_pages as pages
 
-LOG = logging.getLogger("phiwatch.lab.webfixtures")
+LOG = logging.getLogger("phiwatch_lab.webfixtures")
 BODY_LIMIT = 8192
 DICOM_JSON = "application/dicom+json"
 

@@ -1,6 +1,6 @@
 """A TCP tarpit: accepts connections and never sends a byte.
 
-Run: ``python -m phiwatch.lab.tarpit --port N``. Listens on 127.0.0.1 only. Reads and
+Run: ``python -m phiwatch_lab.tarpit --port N``. Listens on 127.0.0.1 only. Reads and
 discards at most a few KB per connection, closes each connection after 120 s (or when
 the peer closes first), and holds at most 512 connections (extras are closed at once).
 """
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-LOG = logging.getLogger("phiwatch.lab.tarpit")
+LOG = logging.getLogger("phiwatch_lab.tarpit")
 
 HOLD_SECONDS = 120.0
 READ_LIMIT = 4096

@@ -1,6 +1,6 @@
 """Run the lab's nfs-ganesha and rpcbind in a network namespace of their own.
 
-    python -m phiwatch.lab.nfsns --base PORT --folder DIR
+    python -m phiwatch_lab.nfsns --base PORT --folder DIR
 
 Creates the namespace and the veth pair named after the base port (first removing any left
 by a crashed run), starts rpcbind in a private mount namespace with its own /run (rpcbind's
@@ -102,7 +102,7 @@ def run(base: int, folder: Path, stop: threading.Event) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="phiwatch.lab.nfsns")
+    parser = argparse.ArgumentParser(prog="phiwatch_lab.nfsns")
     parser.add_argument("--base", type=int, required=True)
     parser.add_argument("--folder", type=Path, required=True)
     args = parser.parse_args(argv)

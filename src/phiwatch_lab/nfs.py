@@ -119,7 +119,7 @@ def prepare(folder: Path, base: int) -> Prepared:
     for path in (folder, public, restricted, secure):
         os.chmod(path, 0o755)
     (folder / "ganesha.conf").write_text(render_config(folder))
-    argv = [sys.executable, "-m", "phiwatch.lab.nfsns", "--base", str(base), "--folder", str(folder)]
+    argv = [sys.executable, "-m", "phiwatch_lab.nfsns", "--base", str(base), "--folder", str(folder)]
     return Prepared(argv=argv, facts={"tree": tree, "public_files": len(PUBLIC_FILES)}, python=True)
 
 

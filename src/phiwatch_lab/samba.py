@@ -102,7 +102,7 @@ def prepare(folder: Path, base: int, guest: bool) -> Prepared:
         medtree.build_tree(folder / "records")
     config = folder / "smb.conf"
     config.write_text(render_config(folder, base + (GUEST_OFFSET if guest else AUTH_OFFSET), guest))
-    return Prepared(argv=[sys.executable, "-m", "phiwatch.lab.samba", str(config)], facts=tree, python=True)
+    return Prepared(argv=[sys.executable, "-m", "phiwatch_lab.samba", str(config)], facts=tree, python=True)
 
 
 def services(base: int, tree: dict[str, Any]) -> list[dict[str, Any]]:

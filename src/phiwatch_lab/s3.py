@@ -17,7 +17,7 @@ public buckets included, so that switch cannot model a public bucket next to a p
   only virtual-hosted style (Host: BUCKET.<endpoint>) lists.
 - not modelled: signatures, IAM users, bucket policies' conditions, Block Public Access, TLS.
 
-Run as `python -m phiwatch.lab.s3 --port N --tree DIR`: the buckets are loaded in-process
+Run as `python -m phiwatch_lab.s3 --port N --tree DIR`: the buckets are loaded in-process
 before the port opens, so a listening port means the data is there.
 """
 
@@ -60,7 +60,7 @@ def check_installed() -> None:
 
 def prepare(folder: Path, base: int) -> Prepared:
     tree = medtree.build_tree(folder / "tree")
-    argv = [sys.executable, "-m", "phiwatch.lab.s3", "--port", str(base + OFFSET), "--tree", str(folder / "tree")]
+    argv = [sys.executable, "-m", "phiwatch_lab.s3", "--port", str(base + OFFSET), "--tree", str(folder / "tree")]
     return Prepared(argv=argv, facts=tree, python=True)
 
 
@@ -169,7 +169,7 @@ def gate(app: Callable, deny_list_buckets: bool, virtual_only: bool) -> Callable
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m phiwatch.lab.s3")
+    parser = argparse.ArgumentParser(prog="python -m phiwatch_lab.s3")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tree", type=Path, required=True)
     parser.add_argument("--deny-list-buckets", action="store_true")

@@ -1,6 +1,6 @@
 """A DICOM SCP that accepts any association and answers C-FIND with synthetic studies.
 
-Run: ``python -m phiwatch.lab.anyscp --port N [--tls-cert C --tls-key K]``.
+Run: ``python -m phiwatch_lab.anyscp --port N [--tls-cert C --tls-key K]``.
 Listens on 127.0.0.1 only. No called/calling AE checks. C-STORE answers 0xA700
 (out of resources) and keeps nothing; C-GET and C-MOVE fail. C-FIND honours
 C-CANCEL. Nothing it logs contains an attribute value.
@@ -29,7 +29,7 @@ from pynetdicom import (
 
 from .datasets import ANY_SCP_AE_TITLE, Study, synthetic_studies
 
-LOG = logging.getLogger("phiwatch.lab.anyscp")
+LOG = logging.getLogger("phiwatch_lab.anyscp")
 
 # pynetdicom.sop_class builds its names at run time, out of a type checker's sight.
 Verification = UID("1.2.840.10008.1.1")
