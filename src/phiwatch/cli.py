@@ -53,7 +53,8 @@ def scan(
         help="Addresses, blocks or ranges never to touch (comma-separated; repeatable)")] = None,
     exclude_file: Annotated[list[Path] | None, typer.Option("--exclude-file",
         help="File of addresses never to touch (a do-not-probe list)")] = None,
-    rate: Annotated[float, typer.Option(help="New connections per second; 0 = unlimited")] = 2000,
+    rate: Annotated[float, typer.Option(
+        help="Ceiling of the adaptive connection rate (new connections per second); 0 = none")] = 50_000,
     concurrency: Annotated[int, typer.Option(help="Connections open at once")] = 512,
     per_host: Annotated[int, typer.Option(help="Connections open at once to one address")] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds for a connect and for each answer")] = 5.0,

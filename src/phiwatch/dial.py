@@ -12,30 +12,93 @@ import errno
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 
 SocketAddress = tuple[socket.AddressFamily, tuple]
 # created non-blocking in one system call where the platform allows
 _NONBLOCKING_STREAM = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 
 
-class RateLimiter:
-    """Token bucket over new connections; 0 means unlimited."""
+class AdaptiveRate:
+    """New connections per second, adapted to the answers (congestion control, as nmap's).
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
+    The rate starts low and doubles every window in which connects are answered (connected
+    or refused) and the limiter was what held the scan back; after the first back-off it grows
+    by a tenth per window. It halves when a window shows congestion: a connect answered only
+    on its retry after a timeout (a proven drop), resets while connecting, or a share of
+    timeouts and unreachables clearly above its usual level (a network that is dark from the
+    start sets that level, and is not mistaken for congestion). `ceiling` (--rate) bounds it;
+    0 leaves it unbounded.
+
+    Single-threaded: every call comes from the event loop's thread.
+    """
+
+    START = 1000.0  # connections per second before any answer came back
+    FLOOR = 5.0  # never slower than this, whatever the losses
+    UNBOUNDED = 10_000_000.0  # the top of the range without a ceiling (well beyond any socket rate)
+    WINDOW = 0.05  # seconds of outcomes judged together (at least MIN_OUTCOMES of them)
+    MIN_OUTCOMES = 16
+    BURST = 0.05  # seconds of unused rate that may be spent at once
+
+    def __init__(self, ceiling: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.ceiling = ceiling if ceiling > 0 else 0.0
+        top = self.ceiling or self.UNBOUNDED
+        self.rate = min(self.START, top)
+        self._top = top
+        self._threshold = top  # slow start until the first back-off
         self._next = 0.0
-        self._lock = asyncio.Lock()
+        self._window = clock()
+        self._answered = self._lost = self._drops = self._reserved = 0
+        self._usual_loss: float | None = None  # the loss share a window usually has
+        self.backoffs = 0
+        self.peak = self.rate
+
+    def reserve(self) -> float:
+        """Take the next start time; the seconds to wait for it (0 or less: go now)."""
+        now = self._clock()
+        start = max(self._next, now - self.BURST)
+        self._next = start + 1.0 / self.rate
+        self._reserved += 1
+        return start - now
 
     async def wait(self) -> None:
-        if self.rate <= 0:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-                now = self._next
-            # allow small bursts, never a backlog of credit
-            self._next = max(self._next, now - 0.05) + 1.0 / self.rate
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def record(self, answered: bool, drop: bool = False) -> None:
+        """One connect's outcome: answered (connected or refused), or lost (timeout, unreachable,
+        reset); `drop` when it was answered only on a retry after a timeout, or reset."""
+        if answered:
+            self._answered += 1
+        else:
+            self._lost += 1
+        if drop:
+            self._drops += 1
+        if self._answered + self._lost >= self.MIN_OUTCOMES:
+            now = self._clock()
+            if now - self._window >= self.WINDOW:
+                self._adjust(now)
+
+    def _adjust(self, now: float) -> None:
+        total = self._answered + self._lost
+        loss = self._lost / total
+        usual = loss if self._usual_loss is None else self._usual_loss
+        congested = self._drops >= 2 or (self._lost >= 8 and loss > usual + 0.2)
+        if congested:
+            self._threshold = max(self.FLOOR, self.rate / 2)
+            self.rate = self._threshold
+            self.backoffs += 1
+        elif self._answered and self._reserved >= self.rate * (now - self._window) / 2:
+            # the scan used the rate it had (not held back by --concurrency or slow answers): go faster
+            grown = self.rate * 2 if self.rate < self._threshold else self.rate * 1.1
+            self.rate = min(self._top, grown)
+            self.peak = max(self.peak, self.rate)
+        if not congested:  # a congested window does not become the usual level
+            self._usual_loss = loss if self._usual_loss is None else 0.8 * usual + 0.2 * loss
+        self._window = now
+        self._answered = self._lost = self._drops = self._reserved = 0
 
 
 class HostSlots:

@@ -21,18 +21,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .dial import HostSlots, RateLimiter, SocketAddress, dial, numeric_address
+from .dial import AdaptiveRate, HostSlots, SocketAddress, dial, numeric_address
 from .models import ProbeStatus, TlsFacts
 from .tlsinfo import tls_facts
 
 T = TypeVar("T")
+# The default ceiling of the connection rate (--rate); the README says why this number.
+DEFAULT_RATE = 50_000.0
 
 
 @dataclass(frozen=True)
 class Limits:
     concurrency: int = 512  # connections open at once, over the whole scan
     per_host: int = 2  # connections open at once to one address
-    rate: float = 2000.0  # new connections per second; 0 = unlimited
+    rate: float = DEFAULT_RATE  # the ceiling of the adaptive connection rate; 0 = none
     timeout: float = 5.0  # connect timeout, and the time a peer has for each message
     retries: int = 1  # extra connect attempts after a timeout
     byte_budget: int = 8 * 1024 * 1024  # bytes one probe may read from one service
@@ -187,7 +189,7 @@ Connected = Channel | ProbeFailure | int  # an int is the errno of a failed conn
 class Engine:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.rate = RateLimiter(limits.rate)
+        self.rate = AdaptiveRate(limits.rate)
         self.hosts = HostSlots(limits.per_host)
         self.tls_context = _insecure_tls_context()
         self._pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="phiwatch")
@@ -226,15 +228,20 @@ class Engine:
         if isinstance(targets, ProbeFailure):
             return targets
         code = errno.ETIMEDOUT
+        rate = self.rate
         for target in targets:
-            for _ in range(1 + max(0, self.limits.retries)):
-                if self.rate.rate > 0:
-                    await self.rate.wait()
+            for attempt in range(1 + max(0, self.limits.retries)):
+                delay = rate.reserve()
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 self.connections_opened += 1
                 result = await dial(target, timeout)
                 if not isinstance(result, int):
+                    rate.record(True, attempt > 0)  # answered only on a retry: a dropped packet
                     return await self._wrap(result, host, port, tls, timeout)
                 code = result
+                refused = code == errno.ECONNREFUSED
+                rate.record(refused, code in _RESET or (attempt > 0 and refused))
                 if code != errno.ETIMEDOUT:
                     break
         return code

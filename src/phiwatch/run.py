@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 from .cluster import Shard, list_shards, require_dask, run_on_cluster, sweep_shards
-from .engine import Limits
+from .engine import DEFAULT_RATE, Limits
 from .inputs import read_services
 from .journal import Journal, ShardTracker, request_record, resumed_request
 from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
@@ -53,7 +53,7 @@ class ScanRequest:
     input_lists: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     exclude_files: list[str] = field(default_factory=list)
-    rate: float = 2000
+    rate: float = DEFAULT_RATE  # the ceiling of the adaptive rate; 0 = none
     concurrency: int = 512
     per_host: int = 2
     timeout: float = 5.0
