@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -42,7 +43,7 @@ def fixture(name: str) -> bytes:
 
 def listing(name: str, folder: str) -> list[tuple[str, str, int | None]]:
     page = fixture(name)
-    kind = dirindex.style(page)
+    kind = dirindex.style(page, folder)
     assert kind is not None
     entries, cut = dirindex.parse(page, folder, kind, 2_000)
     assert not cut
@@ -64,12 +65,21 @@ def no_leak(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind"),
-    [("apache_fancy", "apache"), ("apache_plain", "apache"), ("nginx", "nginx"), ("iis", "iis"),
-     ("iis_root", "iis"), ("lighttpd", "lighttpd"), ("python", "python")],
+    ("name", "folder", "kind"),
+    [("apache_fancy", "/", "apache"), ("apache_pre", "/", "apache"), ("apache_plain", "/exports/", "apache"),
+     ("apache_list_root", "/", "generic"), ("nginx", "/exports/", "nginx"), ("iis", "/exports/", "iis"),
+     ("iis_root", "/", "iis"), ("lighttpd", "/exports/", "lighttpd"), ("python", "/", "python"),
+     ("caddy", "/", "caddy"), ("rclone", "/", "rclone")],
 )
-def test_index_styles_are_recognised(name, kind):
-    assert dirindex.style(fixture(name)) == kind
+def test_index_styles_are_recognised_by_structure(name, folder, kind):
+    # Given a listing page, When its links are read as a listing of its own folder
+    page = fixture(name)
+    shape = dirindex.shape(page, folder)
+    # Then its links stay in the tree and look like a listing, whatever its title says
+    assert shape.children > 0 and shape.is_index()
+    assert dirindex.style(page, folder) == kind
+    untitled = re.sub(rb"(?is)<title>.*?</title>|<h1>.*?</h1>|<h2>.*?</h2>", b"", page)
+    assert dirindex.style(untitled, folder) is not None  # the title plays no part
 
 
 def test_plain_pages_are_not_indexes():
@@ -78,7 +88,25 @@ def test_plain_pages_are_not_indexes():
     assert dirindex.style(b"") is None and dirindex.style(b"\x00\xff" * 1000) is None
     go = b'<!doctype html>\n<meta name="viewport" content="width=device-width">\n<pre>\n<a href="a/">a/</a>\n'
     assert dirindex.style(go) == "generic"
-    assert dirindex.style(b"<html><head><title>Directory Listing For [/]</title></head>") == "generic"
+    # A title alone no longer makes a listing; links leaving the tree outweigh a few inside it
+    assert dirindex.style(b"<html><head><title>Directory Listing For [/]</title></head>") is None
+    site = b"".join(b'<a href="https://example.invalid/%d">x</a>' % i for i in range(5))
+    assert dirindex.style(site + b'<a href="a.dcm">a.dcm</a> 2021-03-14 10 KB') is None
+    # Links with dates that are not their names: a blog, not a listing
+    blog = b"<ul>" + b"".join(b'<li><a href="post-%d.html">News %d</a></li>' % (i, i) for i in range(6)) + b"</ul>"
+    assert dirindex.style(blog) is None
+
+
+def test_caddy_and_rclone_tables_with_sizes():
+    assert listing("caddy", "/") == [
+        ("d", "DICOM", None), ("d", "HL7", None), ("d", "IMAGES", None), ("d", "X12", None),
+        ("f", "README.txt", 38),
+    ]  # the size is "38 B" in its own cell, lines below the link
+    assert listing("rclone", "/") == [
+        ("d", "DICOM", None), ("d", "HL7", None), ("d", "IMAGES", None), ("d", "X12", None),
+        ("f", "README.txt", 38),
+    ]  # the zip download links (DICOM/?download=zip) are controls, not entries
+    assert listing("apache_pre", "/")[-2:] == [("f", "README.txt", 38), ("d", "X12", None)]
 
 
 def test_apache_fancy_table_with_sizes():
@@ -377,20 +405,26 @@ def test_hostile_100000_link_listing_and_5_mb_page_are_bounded():
     assert share.files_sniffed == limits.per_directory
     assert share.files["dicom"].verified == 0
     assert share.files["dicom"].estimated == share.entries - limits.per_directory
-    # A 5 MB index whose links come after the 2 MiB page bound: nothing beyond it is read
+    # A 5 MB page whose links come after the first 64 KiB: no structure to recognise, read no further
     late = index() + b"<!-- " + b"x" * 5_000_000 + b" -->" + b'<a href="IM000001">IM000001</a>\n'
     with Parrot(http_server({"/": page(late)})) as parrot:
+        started = time.monotonic()
+        assert run_probe(parrot.port) is None
+        assert time.monotonic() - started < 3
+    # The same with a first link early: recognised, the page read up to its 2 MiB bound
+    early = index("IM000000") + b"<!-- " + b"x" * 5_000_000 + b" -->" + b'<a href="IM000001">IM000001</a>\n'
+    with Parrot(http_server({"/": page(early)}, default=page(b"\x01" * 100))) as parrot:
         found = run_probe(parrot.port)
-    assert found is not None and found.outcome.status is ProbeStatus.OPEN
+    assert found is not None and found.outcome.status is ProbeStatus.OPEN  # its one file is not DICOM
     (share,) = found.outcome.facts.shares
-    assert share.entries == 0 and share.limited
+    assert share.entries == 1 and share.limited
 
 
 def test_hostile_dripping_listing_ends_in_time():
     async def drip(headers: dict[str, str], writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n" + index())
         for number in range(100_000):
-            for byte in b'<a href="IM%05d">x</a>\n' % number:
+            for byte in b'<a href="IM%05d">IM%05d</a> 14-Mar-2021 10:15 100\n' % (number, number):
                 writer.write(bytes([byte]))
                 await writer.drain()
                 await asyncio.sleep(0.005)

@@ -60,50 +60,183 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 # --- recognising and parsing index pages -------------------------------------------------------
 
-_TITLE = re.compile(rb"<title>\s*(?:index of|directory listing for|directory listing|directory:)\s*\[?/", re.I)
 _IIS_LINE = re.compile(
     rb"\d{1,2}/\d{1,2}/\d{4}\s+\d{1,2}:\d{2}\s*(?:[AP]M)?\s+(?:&lt;dir&gt;|\d+)\s+<a\s+href=", re.I
 )
-_GO_PRE = re.compile(rb"^\s*(?:<!doctype html>\s*)?(?:<meta[^<>]{0,200}>\s*)?<pre>\s*<a\s+href=", re.I)
 _A_TAG = re.compile(r"<a\s[^<>]{0,1024}>", re.I)  # longer tags are not links
 _HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>]+))""", re.I)
 _A_END = re.compile(r"</a\s*>", re.I)
 _BREAK = re.compile(r"<br\s*/?>", re.I)
 _TAG = re.compile(r"<[^<>]{0,1024}>")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)i?B?$", re.I)
+_UNIT = re.compile(r"^([KMGT]?)i?B$|^([KMGT])$", re.I)  # a unit written apart from its number ("1.2 kB")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# A date or time shown beside an entry: 2021-03-14, 14-Mar-2021, 2021-Mar-14, 3/14/2021, <time ...>
+_DATE = re.compile(
+    r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}-[A-Za-z]{3}-\d{4}|\d{4}-[A-Za-z]{3}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})\b"
+    r"|<time\b",
+    re.I,
+)
+ROW_WINDOW = 2_000  # characters after a link searched for its row's date and size
+MIN_STRUCTURE = 0.6  # share of a page's links that must stay in the listed tree (children, parent, sort)
 
 
-def style(page: bytes) -> str | None:
-    """The index style of a page's start (apache, nginx, iis, lighttpd, python, generic), or None."""
+@dataclass
+class _Link:
+    href: str
+    text: str  # the link's text, tags removed
+    start: int
+    end: int  # just after the closing </a>, or after the tag when it has none
+
+
+@dataclass
+class Shape:
+    """What a page's links show about it: the evidence a listing is recognised by."""
+
+    children: int = 0  # distinct names one path segment below the folder
+    echoed: int = 0  # children whose link text is their own name (possibly cut short)
+    described: int = 0  # children whose row shows a date or a size
+    parents: int = 0  # links to the folder above
+    controls: int = 0  # links into the folder with a query: sort controls (?C=N;O=D, ?sort=name), downloads
+    other: int = 0  # links leaving the listed tree: off-site, absolute elsewhere, scripts
+
+    def is_index(self) -> bool:
+        """Links into the same tree dominate, and they look like a listing: sizes and dates,
+        sort controls, or names shown as they are."""
+        inside = self.children + self.parents + self.controls
+        if inside == 0 or inside < MIN_STRUCTURE * (inside + self.other):
+            return False
+        if self.children == 0:
+            return bool(self.controls and self.parents)  # an empty folder of a server with sort controls
+        return (
+            self.controls > 0
+            or self.described * 2 >= self.children
+            or self.echoed * 5 >= self.children * 4
+        )
+
+
+def _links(text: str) -> list[_Link]:
+    links = []
+    for tag in _A_TAG.finditer(text):
+        href = _HREF.search(tag.group(0))
+        if href is None:
+            continue
+        value = html.unescape(next(g for g in href.groups() if g is not None))
+        close = _A_END.search(text, tag.end(), tag.end() + ROW_WINDOW)
+        end = close.end() if close else tag.end()
+        inner = text[tag.end() : close.start()] if close else ""
+        label = " ".join(html.unescape(_TAG.sub(" ", inner)).split())
+        links.append(_Link(value, label, tag.start(), end))
+    return links
+
+
+def _echoes(label: str, name: str) -> bool:
+    """The link text is the entry's name: whole, marked as a folder or link ("/", "@"), or cut short ("..>")."""
+    label = label.strip()
+    label = label[:-1] if label.endswith(("/", "@")) else label
+    if label == name:
+        return True
+    for cut in ("..>", "...", "\u2026"):
+        if label.endswith(cut) and len(label) > len(cut) + 2:
+            return name.startswith(label[: -len(cut)])
+    return False
+
+
+def shape(page: bytes, folder: str = "/") -> Shape:
+    """The structure of a page's start, as a listing of `folder` (a URL path ending in /)."""
+    text = page[:DETECT_BYTES].decode("utf-8", "replace")
+    links = _links(text)
+    found = Shape()
+    names: dict[str, int] = {}  # child name -> index of its first link
+    echoed: set[str] = set()
+    parent = posixpath.dirname(folder.rstrip("/")).rstrip("/") + "/"
+    for index, link in enumerate(links):
+        child = _child(link.href, folder)
+        if child is not None:
+            name = child[1]
+            names.setdefault(name, index)
+            if _echoes(link.text, name):
+                echoed.add(name)
+            continue
+        try:
+            parts = urlsplit(link.href)
+            target = urljoin(folder, parts.path) if not parts.scheme and not parts.netloc else None
+        except ValueError:
+            found.other += 1
+            continue
+        if target is None or not target.startswith("/"):
+            found.other += 1
+        elif parts.query and target.startswith(folder):
+            found.controls += 1  # sort controls (?C=N;O=D, ?sort=name), downloads (DICOM/?download=zip)
+        elif target == folder and not parts.query:
+            continue  # the folder itself (a breadcrumb)
+        elif folder != "/" and target.rstrip("/") + "/" == parent and not parts.query:
+            found.parents += 1
+        else:
+            found.other += 1
+    found.children, found.echoed = len(names), len(echoed)
+    starts = sorted(names.values())
+    for position, index in enumerate(starts):
+        link = links[index]
+        stop = links[starts[position + 1]].start if position + 1 < len(starts) else len(text)
+        row = text[link.end : min(stop, link.end + ROW_WINDOW)]
+        before = text[max(0, link.start - 80) : link.start]  # IIS shows date and size before the name
+        if _DATE.search(row) or _DATE.search(before) or _size(row, "", "generic") is not None:
+            found.described += 1
+    return found
+
+
+def style(page: bytes, folder: str = "/") -> str | None:
+    """The index style of a page's start, or None when its structure is not a listing's.
+
+    Recognition is by structure (Shape.is_index); the style only names the server family
+    (apache, nginx, iis, lighttpd, python, caddy, rclone, or generic) and tells where sizes are.
+    """
     head = page[:DETECT_BYTES]
+    if not shape(head, folder).is_index():
+        return None
     lower = head.lower()
-    if b"<title>directory listing for /" in lower and b"<h1>directory listing for" in lower:
-        return "python"
-    if b"[to parent directory]</a>" in lower or (b"<pre>" in lower and _IIS_LINE.search(head)):
+    if b"[to parent directory]</a>" in lower or _IIS_LINE.search(head):
         return "iis"
-    titled = _TITLE.search(head) is not None
-    if titled and b'<div class="list">' in lower and b"index of" in lower:
+    if b'<div class="list">' in lower and b'summary="directory listing"' in lower:
         return "lighttpd"
-    if titled and (b"?c=n;o=d" in lower or b"<address>apache" in lower):
+    if b"?c=n;o=d" in lower or b"?c=m;o=a" in lower or b"<address>apache" in lower:
         return "apache"
-    if titled and b"<h1>index of" in lower and b"<hr><pre>" in lower:
+    if b"<h1>directory listing for" in lower:
+        return "python"
+    if b"caddyserver.com" in lower:
+        return "caddy"
+    if b"?download=zip" in lower:
+        return "rclone"
+    if b"<h1>index of" in lower and b"<hr><pre>" in lower:
         return "nginx"
-    if titled or _GO_PRE.search(head):
-        return "generic"
-    return None
+    return "generic"
 
 
 def parse(page: bytes, folder: str, kind: str, max_entries: int) -> tuple[list[tuple[Entry, str]], bool]:
     """The folder's children as (entry, url path) pairs; True when cut at max_entries.
 
     `folder` is the listing's URL path (ending in /); a link counts when it resolves, without
-    scheme, host or query, to one path segment below it.
+    scheme, host or query, to one path segment below it. A child's size is read from its row:
+    the text between its link and the next child's (before the link for IIS).
     """
     text = page.decode("utf-8", "replace")
     found: list[tuple[Entry, str]] = []
     seen: set[str] = set()
+    pending: tuple[str, str, bool, int] | None = None  # the last child, waiting for its row's end
     previous = 0
+
+    def add(url: str, name: str, is_folder: bool, end: int, stop: int, before: str) -> bool:
+        size = None if is_folder else _size(text[end : min(stop, end + ROW_WINDOW)], before, kind)
+        item = entry("d" if is_folder else "f", name, size)
+        if item is None:
+            return True
+        if len(found) >= max_entries:
+            return False
+        found.append((item, url))
+        return True
+
+    befores: dict[str, str] = {}
     for tag in _A_TAG.finditer(text):
         start, end = tag.span()
         href = _HREF.search(tag.group(0))
@@ -113,16 +246,21 @@ def parse(page: bytes, folder: str, kind: str, max_entries: int) -> tuple[list[t
         child = _child(html.unescape(next(g for g in href.groups() if g is not None)), folder)
         if child is None or child[1] in seen:  # one entry per name (icon and name links repeat it)
             continue
-        url, name, is_folder = child
-        size = None if is_folder else _size(text, end, before, kind)
-        item = entry("d" if is_folder else "f", name, size)
-        if item is None:
-            continue
-        if len(found) >= max_entries:
+        if pending is not None and not add(*pending[:3], pending[3], start, befores[pending[1]]):
             return found, True
-        seen.add(name)
-        found.append((item, url))
+        close = _A_END.search(text, end, end + MAX_TAG)
+        seen.add(child[1])
+        befores[child[1]] = before
+        pending = (*child, close.end() if close else end)
+    if pending is not None:
+        last = pending[3]
+        stop = _ROW_END.search(text, last, last + ROW_WINDOW)
+        if not add(*pending[:3], last, stop.start() if stop else len(text), befores[pending[1]]):
+            return found, True
     return found, False
+
+
+_ROW_END = re.compile(r"</(?:table|pre|ul|tbody)\s*>|<hr\b|<address\b", re.I)
 
 
 def _child(href: str, folder: str) -> tuple[str, str, bool] | None:
@@ -146,24 +284,29 @@ def _child(href: str, folder: str) -> tuple[str, str, bool] | None:
     return url, unquote(segment, errors="replace"), is_folder
 
 
-def _size(text: str, end: int, before: str, kind: str) -> int | None:
-    """The size shown next to a link: after it for most styles, before it for IIS; None when not shown."""
+def _size(row: str, before: str, kind: str) -> int | None:
+    """The size shown in a child's row: after its link for most styles, before it for IIS; None when not shown."""
     if kind == "iis":
         segment = _BREAK.split(before)[-1]
         tokens = html.unescape(_TAG.sub(" ", segment)).split()
         return _size_token(tokens[-1]) if tokens else None
-    close = _A_END.search(text, end, end + MAX_TAG)
-    if close is None:
-        return None
-    segment = text[close.end() : close.end() + SIZE_WINDOW].split("\n", 1)[0]
-    segment = re.split(r"<a\s", segment, maxsplit=1, flags=re.I)[0]
-    for token in html.unescape(_TAG.sub(" ", segment)).split():
-        if token == "-":
+    tokens = html.unescape(_TAG.sub(" ", row)).split()
+    for index, token in enumerate(tokens[:16]):
+        if token in ("-", "\u2014"):  # the size column of a folder or an unknown size
             return None
-        size = _size_token(token)
+        size = _size_pair(token, tokens[index + 1] if index + 1 < len(tokens) else "")
         if size is not None:
             return size
     return None
+
+
+def _size_pair(token: str, following: str) -> int | None:
+    """A size written as one token ("39K", "409600") or as a number and its unit ("38 B", "1.2 kB")."""
+    unit = _UNIT.match(following)
+    if unit and re.fullmatch(r"\d+(?:\.\d+)?", token):
+        letter = (unit[1] or unit[2] or "").upper()
+        return int(float(token) * _UNITS[letter])
+    return _size_token(token)
 
 
 def _size_token(token: str) -> int | None:
@@ -194,6 +337,7 @@ class IndexTree:
     server: str | None = None
     kind: str | None = None
     reserve: float = 0.0  # seconds a listing page leaves to the rest of the walk
+    current: str = "/"  # URL path of the folder whose page is being read
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
@@ -285,7 +429,7 @@ class IndexTree:
 
     def _recognise(self, data: bytearray, final: bool) -> bool:
         """True when the page's start shows an index; NotIndex when it cannot any more (final)."""
-        found = style(bytes(data[:DETECT_BYTES]))
+        found = style(bytes(data[:DETECT_BYTES]), self.current)
         if found is None and final:
             raise NotIndex()
         self.kind = self.kind or found
@@ -297,13 +441,15 @@ class IndexTree:
             content = response.headers.get("content-type", "text/html").lower()
             if response.status_code != 200 or "html" not in content:
                 raise NotIndex()
+            folder = urlsplit(path).path
+            self.current = folder if folder.endswith("/") else posixpath.dirname(folder) + "/"
             page, ended = self._read(response, min(MAX_LISTING, self.budget.bytes_left()), page=True)
-        folder = urlsplit(path).path
-        self.folders["/"] = folder if folder.endswith("/") else posixpath.dirname(folder) + "/"
+        self.folders["/"] = self.current
         self.root_listing = self._entries("/", page, not ended, max_entries)
 
     def _entries(self, path: str, page: bytes, cut: bool, max_entries: int) -> tuple[list[Entry], bool]:
-        pairs, more = parse(page, self.folders[path], style(page) or self.kind or "generic", max_entries)
+        folder = self.folders[path]
+        pairs, more = parse(page, folder, style(page, folder) or self.kind or "generic", max_entries)
         entries = []
         for item, url in pairs:
             if item.kind == "d":
@@ -323,12 +469,12 @@ class IndexTree:
         with self._get(url) as (response, final):
             if response.status_code != 200:
                 raise Unreadable(str(response.status_code))
+            folder = urlsplit(final).path
+            self.current = self.folders[path] = folder if folder.endswith("/") else folder + "/"
             try:
                 page, ended = self._read(response, min(MAX_LISTING, self.budget.bytes_left()), page=True)
             except NotIndex:
                 raise Unreadable("not an index") from None
-        folder = urlsplit(final).path
-        self.folders[path] = folder if folder.endswith("/") else folder + "/"
         return self._entries(path, page, not ended, max_entries)
 
     def head(self, path: str, entry: Entry, limit: int) -> tuple[bytes, bool]:

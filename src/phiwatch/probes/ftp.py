@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ftplib
 import re
+import select
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from ..engine import Engine
@@ -39,10 +40,34 @@ DEFAULT_PORTS = (21,)
 LOGINS = (("anonymous", "phiwatch@"), ("ftp", "phiwatch@"))
 MAX_LINE = 4096  # listing lines longer than this are skipped, never buffered whole
 MAX_REPLY = 65_536  # bytes of one (multi-line) control reply
+ABORT_WAIT = 1.0  # seconds a server may take to end a transfer whose data connection was closed
+MAX_REOPEN = 20  # new sessions per walk, for servers that cannot be brought back in step
 
 
 class _BoundedFTP(ftplib.FTP):
-    """ftplib with a cap on multi-line replies (a hostile server could send them forever)."""
+    """ftplib reading its control connection itself: bounded replies, and waits that end in time.
+
+    ftplib's own reader (a file over the socket) cannot tell "no reply yet" from a broken
+    connection once a read timed out; this one keeps its own buffer over the raw socket, so a
+    bounded wait for a reply that never comes (a server without ABOR) leaves it usable.
+    """
+
+    pending = b""
+
+    def getline(self) -> str:
+        while b"\n" not in self.pending:
+            if len(self.pending) > self.maxline:
+                raise ftplib.Error("control line too long")
+            if self.sock is None:
+                raise EOFError
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise EOFError
+            self.pending += chunk
+        raw, _, self.pending = self.pending.partition(b"\n")
+        if len(raw) > self.maxline:
+            raise ftplib.Error("control line too long")
+        return raw.rstrip(b"\r").decode(self.encoding)
 
     def getmultiline(self) -> str:
         line = self.getline()
@@ -58,6 +83,13 @@ class _BoundedFTP(ftplib.FTP):
             if nextline[:3] == code and nextline[3:4] != "-":
                 return "\n".join(lines)
 
+    def reply_within(self, seconds: float) -> str | None:
+        """The next reply, or None when none began within `seconds` (the connection stays usable)."""
+        if b"\n" not in self.pending and self.sock is not None:
+            if not select.select([self.sock], [], [], max(0.0, seconds))[0]:
+                return None
+        return self.getmultiline()
+
 
 @dataclass
 class FtpTree:
@@ -67,6 +99,8 @@ class FtpTree:
     budget: Budget
     timeout: float
     mlsd: bool
+    connect: Callable[[], _BoundedFTP] | None = None  # a new logged-in session in binary mode
+    reopened: int = 0
 
     def _chunks(self, conn: socket.socket, limit: int) -> Generator[bytes, None, bool]:
         """Bytes from a data connection, at most `limit`, within the deadline.
@@ -105,26 +139,48 @@ class FtpTree:
         return complete
 
     def _finish(self, complete: bool) -> None:
-        """After the data connection is closed: read the transfer's end, abort it if cut short."""
+        """After the data connection is closed: read the transfer's end, abort it in band if cut short.
+
+        Closing the data connection is the abort most servers understand: they answer 426 (or
+        226 when the file was already sent). A server still silent after a short wait gets a plain
+        `ABOR` on the control connection (no TCP urgent data, no Telnet IP: servers lose part of
+        those and then wait on a garbled command). A NOOP then proves the control connection is
+        back in step; when it is not (a server without ABOR), the session is opened again.
+        """
+        ftp = self.ftp
         if complete:
             try:
-                self.ftp.voidresp()
+                ftp.voidresp()
             except (ftplib.error_temp, ftplib.error_perm, ftplib.error_reply):
                 pass  # 426/451 after a complete read: the data is what it is
             return
         try:
-            self.ftp.abort()
-        except (ftplib.error_proto, ftplib.error_temp, ftplib.error_perm, ftplib.error_reply):
-            pass  # servers answer ABOR with 225, 226, 426, 500 ... or with two replies
-        self._sync()
+            reply = ftp.reply_within(min(ABORT_WAIT, self.timeout, self.budget.remaining_time()))
+            if reply is None:
+                ftp.putcmd("ABOR")
+            self._sync()
+        except (ftplib.Error, OSError, EOFError):
+            self.reopen()
 
     def _sync(self) -> None:
-        """Read stale replies (a second answer to ABOR) up to the answer to a NOOP."""
-        self.ftp.putcmd("NOOP")
-        for _ in range(4):
-            if self.ftp.getmultiline().startswith("200"):
+        """Read stale replies (the transfer's end, ABOR's answers) up to the answer to a NOOP."""
+        ftp = self.ftp
+        ftp.putcmd("NOOP")
+        for _ in range(6):
+            reply = ftp.reply_within(min(self.timeout, self.budget.remaining_time()))
+            if reply is None:
+                break
+            if reply.startswith("200"):
                 return
         raise ftplib.error_proto("control connection out of step")
+
+    def reopen(self) -> None:
+        """A new session (login, binary mode) when the old one is out of step; bounded per walk."""
+        self.reopened += 1
+        if self.reopened > MAX_REOPEN or self.connect is None:
+            raise ftplib.error_proto("control connection out of step")
+        self.ftp.close()
+        self.ftp = self.connect()
 
     def listdir(self, path: str, max_entries: int) -> tuple[list[Entry], bool]:
         entries: list[Entry] = []
@@ -295,9 +351,11 @@ class _Session:
             return Outcome(ProbeStatus.REJECTED, self.facts, "anonymous login refused")
         self.facts.access = "anonymous"
         self.facts.login = user
+        self._binary(ftp)
         mlsd = bool(features & {"MLST", "MLSD"})  # RFC 3659 announces MLST; MLSD comes with it
         self.facts.listing = "mlsd" if mlsd else "list"
-        walk = BoundedWalk(FtpTree(ftp, self.budget, self.timeout, mlsd), self.budget)
+        tree = FtpTree(ftp, self.budget, self.timeout, mlsd, lambda: self._again(user))
+        walk = BoundedWalk(tree, self.budget)
         detail = None
         try:
             walk.run()
@@ -324,6 +382,21 @@ class _Session:
         features = {line.strip().upper() for line in reply.splitlines()[1:-1]}
         self.facts.tls_offered = any(f.startswith("AUTH") and "TLS" in f for f in features)
         return {f.split(" ", 1)[0] for f in features}
+
+    def _binary(self, ftp: _BoundedFTP) -> bool:
+        """TYPE I before any transfer: in ASCII mode servers rewrite line ends inside files."""
+        try:
+            ftp.voidcmd("TYPE I")
+        except (ftplib.error_perm, ftplib.error_temp, ftplib.error_reply):
+            return False
+        return True
+
+    def _again(self, user: str) -> _BoundedFTP:
+        """A new session for the walk, as the first was opened: same login, binary mode."""
+        ftp = self._connect()
+        ftp.login(user, dict(LOGINS)[user])
+        self._binary(ftp)
+        return ftp
 
     def _login(self, ftp: _BoundedFTP) -> str | None:
         for user, password in LOGINS:
