@@ -154,8 +154,15 @@ def test_list_and_mlsd_reject_junk():
 Data = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 
-def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 parrot\r\n") -> Callable:
-    """A scripted FTP server: login always works, PASV opens a data listener for LIST/RETR."""
+def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 parrot\r\n",
+               on_cut: bytes | None = b"426 broken\r\n", abor: bytes | None = b"426 aborted\r\n226 ABOR ok\r\n",
+               hang_after_cut: bool = False, log: list[bytes] | None = None) -> Callable:  # fmt: skip
+    """A scripted FTP server: login always works, PASV opens a data listener for LIST/RETR.
+
+    on_cut: the reply when the client closes a transfer's data connection early (None: silent);
+    abor: the reply to ABOR (None: none at all); hang_after_cut: answer nothing more on that
+    control connection once a transfer was cut; log: every command received, in order.
+    """
 
     async def scenario(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(banner)
@@ -167,13 +174,18 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
         async def accept(_r: asyncio.StreamReader, data: asyncio.StreamWriter) -> None:
             await pending.put(data)
 
+        cut = False
+
         async def send(what: Data) -> None:
+            nonlocal cut
             data = await asyncio.wait_for(pending.get(), 5)
             try:
                 await what(data)
                 writer.write(b"226 done\r\n")
             except (ConnectionError, OSError):
-                writer.write(b"426 broken\r\n")
+                cut = True
+                if on_cut is not None:
+                    writer.write(on_cut)
             finally:
                 data.close()
 
@@ -181,6 +193,10 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
             line = await reader.readline()
             if not line:
                 break
+            if log is not None:
+                log.append(line.strip())
+            if cut and hang_after_cut:
+                continue
             verb = line.split(b" ")[0].strip().upper()
             if verb == b"PASV":
                 server = await asyncio.start_server(accept, HOST, 0)
@@ -195,7 +211,8 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
             elif verb == b"FEAT":
                 writer.write(b"500 no\r\n")
             elif verb == b"ABOR":
-                writer.write(b"426 aborted\r\n226 ABOR ok\r\n")
+                if abor is not None:
+                    writer.write(abor)
             elif verb == b"NOOP":
                 writer.write(b"200 ok\r\n")
             else:
@@ -349,3 +366,56 @@ def test_no_file_name_in_detail_even_when_the_server_quotes_it():
         outcome = run_probe(parrot.port)
     assert outcome.status in (ProbeStatus.REJECTED, ProbeStatus.PROTOCOL_ERROR, ProbeStatus.RESET)
     assert "DOE" not in (outcome.detail or "") and "DOE" not in outcome.facts.model_dump_json()
+
+
+# --- ending a transfer that was cut short ---------------------------------------------------------
+
+BIG = b"-rw-r--r-- 1 0 0 5000000 Nov 22 03:07 IM000001\r\n-rw-r--r-- 1 0 0 5000000 Nov 22 03:07 IM000002\r\n"
+
+
+def big_dicom(data: asyncio.StreamWriter) -> Awaitable[None]:
+    """A DICOM file far longer than the per-file budget (its header first, then pixel data)."""
+    from phiwatch.lab.medtree import _small_image
+
+    async def send() -> None:
+        data.write(_small_image())
+        for _ in range(200):
+            data.write(b"\x00" * 65_536)
+            await data.drain()
+
+    return send()
+
+
+@pytest.mark.parametrize(
+    ("name", "server"),
+    [
+        ("426 when the data connection closes", {}),
+        ("silent until ABOR, then 426 and 226", {"on_cut": None}),
+        ("silent, ABOR unknown (500)", {"on_cut": None, "abor": b"500 unknown command\r\n"}),
+        ("silent, ABOR never answered", {"on_cut": None, "abor": None}),
+        ("nothing more on the control connection", {"on_cut": None, "hang_after_cut": True}),
+    ],
+)
+def test_a_cut_transfer_ends_in_band_whatever_the_server_does(name, server):
+    # Given a server with two DICOM files longer than the per-file budget, ending cut transfers its own way
+    log: list[bytes] = []
+    with Parrot(ftp_server(fixed(BIG), big_dicom, log=log, **server)) as parrot:
+        started = time.monotonic()
+        outcome = run_probe(parrot.port, timeout=2.0)
+        elapsed = time.monotonic() - started
+        connections = parrot.connections
+    # Then both heads are read and proved, in binary mode, and no urgent data was ever sent
+    assert outcome.status is ProbeStatus.EXPOSED, (name, outcome.detail)
+    (share,) = outcome.facts.shares
+    assert share.files["dicom"].verified == 2 and share.error is None
+    assert log.index(b"TYPE I") < next(i for i, line in enumerate(log) if line.startswith(b"RETR"))
+    assert all(b"\xff" not in line for line in log) and all(line.isascii() for line in log)
+    assert elapsed < 12
+    if server.get("hang_after_cut"):
+        assert connections >= 2  # the out-of-step session was replaced by a new one
+    else:
+        assert connections == 1 and log.count(b"NOOP") >= 2  # back in step after each cut transfer
+    if server.get("on_cut", b"") is None:
+        assert b"ABOR" in log
+    else:
+        assert b"ABOR" not in log  # closing the data connection was enough
