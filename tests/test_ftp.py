@@ -375,7 +375,7 @@ BIG = b"-rw-r--r-- 1 0 0 5000000 Nov 22 03:07 IM000001\r\n-rw-r--r-- 1 0 0 50000
 
 def big_dicom(data: asyncio.StreamWriter) -> Awaitable[None]:
     """A DICOM file far longer than the per-file budget (its header first, then pixel data)."""
-    from phiwatch.lab.medtree import _small_image
+    from phiwatch_lab.medtree import _small_image
 
     async def send() -> None:
         data.write(_small_image())
