@@ -277,8 +277,10 @@ def test_duplicates_can_be_kept(tmp_path):
 
 
 def test_addresses_are_canonical_and_families_never_collide(tmp_path):
-    path = write(tmp_path, "s.txt", "[2001:DB8:0::0:1]:104\n[2001:db8::1]:104\n[::10.1.2.3]:104\n10.1.2.3:104\n")
-    assert services(path) == [("2001:db8::1", 104), ("::a01:203", 104), ("10.1.2.3", 104)]
+    # IPv4-compatible and IPv4-mapped spellings are the IPv4 service itself (targets.canonical)
+    path = write(tmp_path, "s.txt", "[2001:DB8:0::0:1]:104\n[2001:db8::1]:104\n[::10.1.2.3]:104\n10.1.2.3:104\n"
+                 "[::ffff:10.1.2.3]:104\n[::1]:104\n")
+    assert services(path) == [("2001:db8::1", 104), ("10.1.2.3", 104), ("::1", 104)]
 
 
 # --- ports from elsewhere: ZMap's default output, bare addresses ---------------
@@ -343,7 +345,7 @@ def test_bad_port_names_file_and_line(tmp_path):
         ("# c\n\n10.1.2.3:http\n", "line 3: bad port 'http'"),
         ("10.1.2.3:\n", "line 1: bad port ''"),
         ("10.1.2.300:104\n", "line 1: bad address '10.1.2.300'"),
-        ("010.1.2.3:104\n", "line 1: bad address '010.1.2.3'"),
+        ("010.1.2.3:104\n", "line 1: ambiguous address '010.1.2.3': 8.1.2.3 to the resolver (octal), 10.1.2.3"),
         ("10.1.2.3 104 4242\n", "line 1: expected ADDRESS:PORT, got '10.1.2.3 104 4242'"),
         ("2001:db8::1:104\n", "line 1: no port for 2001:db8::1:104 (IPv6 services are written [address]:port)"),
         ("[2001:db8::1]104\n", "line 1: expected [IPv6]:PORT"),

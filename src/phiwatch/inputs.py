@@ -34,7 +34,6 @@ with lines or file size). `dedupe=False` turns that off.
 from __future__ import annotations
 
 import csv
-import ipaddress
 import json
 import re
 import socket
@@ -43,10 +42,10 @@ from pathlib import Path
 from typing import IO, Any
 from xml.parsers import expat
 
-from .targets import TargetError
+from .targets import AmbiguousAddress, TargetError, canonical, never_scanned
 
-# An address as read: its canonical text, and its value doubled plus 1 for IPv6
-# (so ::a.b.c.d and a.b.c.d differ). Parsers yield (Host, port).
+# An address as read: its canonical text (targets.canonical: ::ffff:a.b.c.d is a.b.c.d),
+# and its value doubled plus 1 for IPv6 (a key unique across families). Parsers yield (Host, port).
 Host = tuple[str, int]
 
 FORMATS = ("auto", "xml", "masscan-list", "masscan-json", "zmap-csv", "list")
@@ -92,7 +91,7 @@ class _Source:
         except (OSError, ValueError):
             return self._address_slowly(text, line)
         value = int.from_bytes(packed, "big")
-        if value == 0 or value >> 28 == 0xE or value == 0xFFFFFFFF:
+        if value >> 24 == 0 or value >> 28 == 0xE or value == 0xFFFFFFFF:  # as targets.NEVER_SCANNED
             raise self.error(line, f"{_show(text)} is not a unicast address")
         return socket.inet_ntop(socket.AF_INET, packed), value << 1
 
@@ -100,14 +99,16 @@ class _Source:
         if "%" in text:
             raise self.error(line, f"scoped IPv6 address {_show(text)} is not supported")
         try:
-            address = ipaddress.ip_address(text)
+            address = canonical(text)
+        except AmbiguousAddress as exc:
+            raise self.error(line, str(exc)) from None
         except ValueError:
             if _HOST_NAME.fullmatch(text):
                 raise self.error(
                     line, f"{_show(text)} is a host name; service lists must hold addresses"
                 ) from None
             raise self.error(line, f"bad address {_show(text)}") from None
-        if address.is_multicast or address.is_unspecified or address == ipaddress.IPv4Address(0xFFFFFFFF):
+        if never_scanned(address):
             raise self.error(line, f"{_show(text)} is not a unicast address")
         return str(address), int(address) << 1 | (address.version == 6)
 

@@ -3,11 +3,26 @@
 Targets are parsed into address blocks up front (host names are resolved once,
 forward only) but addresses are streamed from those blocks, never expanded into
 a list. Excludes always win.
+
+One canonical form for every address (`canonical`, `fold`): targets, excludes and
+service lists all pass through it, so no spelling can talk an exclude around.
+
+- IPv4 in any spelling the system's resolver accepts (`inet_aton`): `127.1`,
+  `2130706433`, `0x7f000001`, `0177.0.0.1` (octal), `0x7f.0.0.1`, is that IPv4 address.
+- IPv6 that embeds an IPv4 address and reaches it from this host is that IPv4
+  address: IPv4-mapped `::ffff:a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d` and
+  IPv4-compatible `::a.b.c.d` (but `::` and `::1`). Zero-padded and upper-case IPv6
+  groups, brackets and CIDR blocks over these prefixes fold the same way.
+- An excluded IPv4 address also excludes its IPv6 aliases that reach it through a
+  translator: NAT64 `64:ff9b::a.b.c.d` and 6to4 `2002:AABB:CCDD::/48`.
+- Never scanned, whatever is given: unspecified and "this network" (0.0.0.0/8, `::`),
+  multicast (224.0.0.0/4, ff00::/8) and the limited broadcast 255.255.255.255.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +67,119 @@ class Block:
         return ipaddress.IPv6Address(value)
 
 
+# IPv6 ranges that fold onto IPv4: (first, last) of the IPv6 range; IPv4 = value - first.
+_MAPPED = 0xFFFF << 32
+_TRANSLATED = 0xFFFF0000 << 32
+_FOLDS: tuple[tuple[int, int], ...] = (
+    (_MAPPED, _MAPPED | 0xFFFFFFFF),
+    (_TRANSLATED, _TRANSLATED | 0xFFFFFFFF),
+    (0, 0xFFFFFFFF),  # IPv4-compatible; :: and ::1 are cut out below
+)
+_NAT64 = 0x64FF9B << 96
+_SIX_TO_FOUR = 0x2002 << 112
+NEVER_SCANNED: tuple[Block, ...] = (
+    Block(0, 0x00FFFFFF, 4),  # 0.0.0.0/8: this host, this network
+    Block(0xE0000000, 0xEFFFFFFF, 4),  # 224.0.0.0/4 multicast
+    Block(0xFFFFFFFF, 0xFFFFFFFF, 4),  # limited broadcast
+    Block(0, 0, 6),  # ::
+    Block(0xFF << 120, (1 << 128) - 1, 6),  # ff00::/8 multicast
+)
+_PART = r"(?:0[xX][0-9a-fA-F]{1,8}|[0-9]{1,12})"
+_NUMERIC_IPV4 = re.compile(rf"{_PART}(?:\.{_PART}){{0,3}}")
+
+
+class AmbiguousAddress(TargetError):
+    """A spelling two readers read differently: `010.1.2.3` is 8.1.2.3 to the resolver."""
+
+
+def readings(text: str) -> list[Address]:
+    """Every address `text` can mean, canonical: one, or two for a zero-padded octet that
+    the resolver reads as octal and a person as decimal. ValueError if not an address."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if "%" in text:
+        raise ValueError("scoped IPv6 addresses are not supported")
+    try:
+        return [_fold_address(ipaddress.ip_address(text))]
+    except ValueError:
+        if not _NUMERIC_IPV4.fullmatch(text):
+            raise
+    found: list[Address] = []
+    try:  # the spellings the resolver accepts: 127.1, 2130706433, 0x7f000001, 0177.0.0.1
+        found.append(ipaddress.IPv4Address(socket.inet_aton(text)))
+    except OSError:
+        pass
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts) and all(int(p) < 256 for p in parts):
+        decimal = ipaddress.IPv4Address(".".join(str(int(p)) for p in parts))
+        if decimal not in found:
+            found.append(decimal)
+    if not found:
+        raise ValueError(f"not an address: {text[:60]!r}")
+    return found
+
+
+def canonical(text: str) -> Address:
+    """The one canonical address for `text`, however it is spelled; ValueError if not an
+    address, AmbiguousAddress if two readers would read it as different addresses."""
+    found = readings(text)
+    if len(found) > 1:
+        raise AmbiguousAddress(
+            f"ambiguous address {text.strip()[:60]!r}: {found[0]} to the resolver (octal), {found[1]}"
+            " to a reader; write it without leading zeros"
+        )
+    return found[0]
+
+
+def _fold_address(address: Address) -> Address:
+    if address.version == 6:
+        value = int(address)
+        for first, last in _FOLDS:
+            if first <= value <= last and not (first == 0 and value <= 1):
+                return ipaddress.IPv4Address(value - first)
+    return address
+
+
+def never_scanned(address: Address) -> bool:
+    value = int(address)
+    return any(b.version == address.version and b.first <= value <= b.last for b in NEVER_SCANNED)
+
+
+def fold(block: Block) -> list[Block]:
+    """The block in canonical form: its parts that embed IPv4 addresses become IPv4 blocks."""
+    if block.version == 4:
+        return [block]
+    pieces = [block]
+    folded: list[Block] = []
+    for first, last in _FOLDS:
+        low = 2 if first == 0 else first
+        rest: list[Block] = []
+        for piece in pieces:
+            start, end = max(piece.first, low), min(piece.last, last)
+            if start > end:
+                rest.append(piece)
+                continue
+            folded.append(Block(start - first, end - first, 4))
+            if piece.first < start:
+                rest.append(Block(piece.first, start - 1, 6))
+            if piece.last > end:
+                rest.append(Block(end + 1, piece.last, 6))
+        pieces = rest
+    return folded + pieces
+
+
+def aliases(block: Block) -> list[Block]:
+    """An excluded IPv4 block and the IPv6 addresses that reach it through a translator."""
+    if block.version != 4:
+        return [block]
+    return [
+        block,
+        Block(_NAT64 | block.first, _NAT64 | block.last, 6),
+        Block(_SIX_TO_FOUR | block.first << 80, _SIX_TO_FOUR | block.last << 80 | ((1 << 80) - 1), 6),
+    ]
+
+
 def _block(first: Address, last: Address) -> Block:
     if first.version != last.version:
         raise TargetError(f"range mixes IPv4 and IPv6: {first}-{last}")
@@ -62,7 +190,7 @@ def _block(first: Address, last: Address) -> Block:
 
 def _parse_range(spec: str) -> Block:
     start_text, _, end_text = spec.partition("-")
-    start = ipaddress.ip_address(start_text.strip())
+    start = _raw_address(start_text)
     end_text = end_text.strip()
     if start.version == 4 and end_text.isdigit():
         # 10.0.0.1-20: the last octet
@@ -71,8 +199,28 @@ def _parse_range(spec: str) -> Block:
             raise TargetError(f"bad range end in {spec!r}")
         end: Address = ipaddress.IPv4Address((int(start) & ~0xFF) | last_octet)
     else:
-        end = ipaddress.ip_address(end_text)
+        end = _raw_address(end_text)
     return _block(start, end)
+
+
+def _network(spec: str) -> Network:
+    try:
+        return ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        address, _, prefix = spec.rpartition("/")
+        if not _NUMERIC_IPV4.fullmatch(address.strip()):
+            raise
+        return ipaddress.ip_network(f"{canonical(address)}/{prefix.strip()}", strict=False)
+
+
+def _raw_address(text: str) -> Address:
+    """An address in any accepted spelling, not yet folded (a range folds as a whole)."""
+    text = text.strip().strip("[]")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        folded = canonical(text)  # numeric IPv4 spellings
+        return folded
 
 
 def _resolve(name: str) -> list[Block]:
@@ -94,18 +242,31 @@ def _looks_like_host_name(spec: str) -> bool:
     )
 
 
-def parse_spec(spec: str) -> list[Block]:
-    """One target: an address, a CIDR block, a range or a host name."""
+def parse_spec(spec: str, exclude: bool = False) -> list[Block]:
+    """One target: an address, a CIDR block, a range or a host name; in canonical form.
+
+    An exclude written as an ambiguous single address excludes every reading of it; an
+    ambiguous target is an error (scanning either reading could leave the scope).
+    """
     spec = spec.strip()
     if not spec or len(spec) > MAX_SPEC_LENGTH:
         raise TargetError(f"bad target {spec[:60]!r}")
+    if exclude and "/" not in spec and "-" not in spec and _NUMERIC_IPV4.fullmatch(spec):
+        try:
+            return [_block(address, address) for address in readings(spec)]
+        except ValueError:
+            pass  # the error is the one parse_spec gives
+    return [folded for block in _parse_spec(spec) for folded in fold(block)]
+
+
+def _parse_spec(spec: str) -> list[Block]:
     try:
         if "/" in spec:
-            net = ipaddress.ip_network(spec, strict=False)
+            net = _network(spec.replace("[", "").replace("]", ""))
             return [_block(net.network_address, net.broadcast_address)]
-        if "-" in spec and (spec[0].isdigit() or ":" in spec.partition("-")[0]):
+        if "-" in spec and (spec[0].isdigit() or spec[0] == "[" or ":" in spec.partition("-")[0]):
             return [_parse_range(spec)]
-        address = ipaddress.ip_address(spec.strip("[]"))
+        address = canonical(spec)
         return [_block(address, address)]
     except ValueError as exc:
         if isinstance(exc, TargetError):
@@ -178,7 +339,7 @@ class TargetSet:
 
     def __contains__(self, address: str) -> bool:
         try:
-            value = ipaddress.ip_address(address)
+            value = canonical(address)
         except ValueError:
             return False
         return any(
@@ -191,7 +352,13 @@ def build_excludes(excludes: Iterable[str] = (), exclude_files: Iterable[str] = 
     specs = [item for spec in excludes for item in spec.replace(",", " ").split()]
     for path in exclude_files:
         specs.extend(read_list_file(path))
-    return TargetSet(specs, [], _merge(b for spec in specs for b in parse_spec(spec)))
+    return TargetSet(specs, [], _exclude_blocks(specs))
+
+
+def _exclude_blocks(specs: Iterable[str]) -> list[Block]:
+    """Excluded blocks with every alias that reaches them, and what is never scanned."""
+    blocks = (alias for spec in specs for block in parse_spec(spec, exclude=True) for alias in aliases(block))
+    return _merge([*blocks, *NEVER_SCANNED])
 
 
 def _is_file(spec: str) -> bool:
@@ -222,8 +389,7 @@ def build_targets(
     if not all_specs:
         raise TargetError("no targets given")
     blocks = _merge(b for spec in all_specs for b in parse_spec(spec))
-    exclude_blocks = _merge(b for spec in all_excludes for b in parse_spec(spec))
-    return TargetSet(all_specs, all_excludes, _subtract(blocks, exclude_blocks))
+    return TargetSet(all_specs, all_excludes, _subtract(blocks, _exclude_blocks(all_excludes)))
 
 
 def address_order(host: str) -> tuple[int, str]:
