@@ -68,7 +68,8 @@ def scan(
     max_matches: Annotated[int, typer.Option(
         help="Stop counting studies after this many matches (then C-CANCEL)")] = 1000,
     calling_ae: Annotated[str, typer.Option(help="Our calling AE title")] = "PHIWATCH",
-    called_ae: Annotated[str, typer.Option(help="Called AE title tried first")] = "ANY-SCP",
+    called_ae: Annotated[str | None, typer.Option(
+        help="Called AE title tried first (default ANY-SCP, a made-up title)")] = None,
     guess_aet: Annotated[bool, typer.Option("--guess-aet",
         help="After a called-AE reject, try a short list of common AE titles (intrusive)")] = False,
     aet_file: Annotated[Path | None, typer.Option(
@@ -117,7 +118,8 @@ def scan(
         store=not no_db,
         max_matches=max_matches,
         calling_ae=calling_ae,
-        called_ae=called_ae,
+        called_ae=called_ae or "ANY-SCP",
+        called_ae_supplied=called_ae is not None,
         guess_aet=guess_aet,
         aet_file=aet_file,
         try_default_logins=try_default_logins,

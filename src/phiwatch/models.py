@@ -97,21 +97,58 @@ class ContextResult(Model):
     result: int = Field(description="PS3.8 presentation context result (0 = acceptance)")
 
 
-class StudyExposure(Model):
+class AnswerInspection(Model):
+    """How a C-FIND's answers were shaped, beyond what they matched. Names and counts only."""
+
+    responses: int = Field(0, description="Pending responses that carried an identifier")
+    duplicate_uid_responses: int = Field(
+        0, description="Responses whose Study Instance UID an earlier response already carried"
+    )
+    responses_without_uid: int = Field(0, description="Responses without a Study Instance UID")
+    unrequested_attributes: list[str] = Field(
+        [], description="Attributes in an answer that the query did not ask for (names or tags)"
+    )
+    matched_by: Literal["empty-keys", "universal"] | None = Field(
+        None, description="The query whose answer is reported: empty matching keys, or a '*' wildcard"
+    )
+    universal_retry: bool = Field(
+        False, description="The empty-key query came back empty, so a universal '*' query followed"
+    )
+    interrupted: str | None = Field(None, description="Why counting stopped early (the counts stand)")
+
+
+class StudyExposure(AnswerInspection):
     """What one bounded STUDY-level C-FIND proved. Never PHI values."""
 
     status: Literal["refused", "empty", "exposed"]
     refusal: str | None = Field(None, description="How the query was refused: abort, status, ...")
     failure_status: int | None = None
     information_model: str | None = None
-    studies: int = 0
-    instances: int = 0
+    studies: int = Field(0, description="Distinct Study Instance UIDs (plus answers without one)")
+    instances: int | None = Field(
+        None, description="Sum of NumberOfStudyRelatedInstances; None when no study gave it (unknown)"
+    )
+    studies_without_instance_count: int = Field(
+        0, description="Studies whose answer left NumberOfStudyRelatedInstances empty or absent"
+    )
     truncated: bool = Field(False, description="Stopped at --max-matches and sent C-CANCEL")
     modalities: list[str] = []
     study_year_min: int | None = None
     study_year_max: int | None = None
     phi_attributes: list[str] = Field([], description="PHI attribute names that came back non-empty")
-    interrupted: str | None = Field(None, description="Why counting stopped early (the counts stand)")
+
+
+class WorklistExposure(AnswerInspection):
+    """What one bounded Modality Worklist C-FIND proved. Never PHI values."""
+
+    status: Literal["refused", "empty", "exposed"]
+    refusal: str | None = None
+    failure_status: int | None = None
+    items: int = Field(0, description="Worklist items (pending responses) that came back")
+    procedure_steps: int = Field(0, description="Scheduled Procedure Step Sequence items in them")
+    truncated: bool = Field(False, description="Stopped at --max-matches and sent C-CANCEL")
+    modalities: list[str] = []
+    phi_attributes: list[str] = Field([], description="PHI attribute names that came back non-empty")
 
 
 class DicomFacts(Model):
@@ -123,6 +160,7 @@ class DicomFacts(Model):
     abort_source: int | None = None
     abort_reason: int | None = None
     called_ae_guessed: bool = Field(False, description="Accepted only under a guessed AE title")
+    called_ae_supplied: bool = Field(False, description="The user gave this called AE title (--called-ae)")
     aet_attempts: int = 1
     max_pdu_length: int | None = None
     implementation_class_uid: str | None = None
@@ -133,6 +171,7 @@ class DicomFacts(Model):
     echo_status: int | None = None
     released: bool = False
     query: StudyExposure | None = None
+    worklist: WorklistExposure | None = None
     error: str | None = None
 
 
@@ -240,7 +279,8 @@ class FileCounts(Model):
 
 class Exposure(Model):
     studies: int = 0
-    instances: int = 0
+    instances: int | None = Field(0, description="None: the server did not say (unknown, not zero)")
+    worklist_items: int = 0
     files: FileCounts = FileCounts()
     phi_attributes: list[str] = []
 

@@ -64,6 +64,7 @@ class ScanRequest:
     max_matches: int = 1000
     calling_ae: str = "PHIWATCH"
     called_ae: str = "ANY-SCP"
+    called_ae_supplied: bool = False  # the user named it: accepting it is no finding
     guess_aet: bool = False
     aet_file: Path | None = None
     try_default_logins: bool = False
@@ -218,6 +219,7 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     )
     dicom_options = dicom.DicomOptions(
         called_ae=request.called_ae,
+        called_ae_supplied=request.called_ae_supplied,
         calling_ae=request.calling_ae,
         guess_aet=request.guess_aet,
         extra_ae_titles=_ae_titles(request.aet_file),

@@ -36,9 +36,12 @@ class LabServer:
 def servers() -> tuple[LabServer, ...]:
     """Every plug-in, in start order."""
     # Imported here, not at the top: plug-in modules import this one.
-    from . import autoindex, nfs, pyftpd, rsyncd, s3, samba
+    from . import autoindex, nfs, pyftpd, rsyncd, s3, samba, worklists
 
-    return (*SERVERS, pyftpd.SERVER, autoindex.SERVER, rsyncd.SERVER, s3.SERVER, nfs.SERVER, *samba.SERVERS)
+    return (
+        *SERVERS, pyftpd.SERVER, autoindex.SERVER, rsyncd.SERVER, s3.SERVER, nfs.SERVER, *samba.SERVERS,
+        *worklists.SERVERS,
+    )  # fmt: skip
 
 
 SERVERS: tuple[LabServer, ...] = ()

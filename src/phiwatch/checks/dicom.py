@@ -23,6 +23,21 @@ def dicom_study_data_exposed(service: Service) -> Observation | None:
         return None
     query = facts.query
     counted = f"at least {query.studies}" if query.truncated else f"{query.studies}"
+    if query.instances is None:
+        instances = "an unknown number of instances (the server left NumberOfStudyRelatedInstances empty)"
+    elif query.studies_without_instance_count:
+        instances = (
+            f"at least {query.instances} instances ({query.studies_without_instance_count} "
+            "studies without an instance count)"
+        )
+    else:
+        instances = f"{query.instances} instances"
+    how = " with a universal '*' match (empty matching keys returned nothing)" if (
+        query.matched_by == "universal"
+    ) else ""
+    per_study = ""
+    if query.duplicate_uid_responses:
+        per_study = f" in {query.responses} responses (counted by distinct Study Instance UID)"
     years = ""
     if query.study_year_min is not None:
         years = f", study years {query.study_year_min}-{query.study_year_max}"
@@ -30,9 +45,9 @@ def dicom_study_data_exposed(service: Service) -> Observation | None:
     phi = ", ".join(query.phi_attributes) or "none"
     return Observation(
         evidence=(
-            f"One STUDY-level C-FIND ({query.information_model}) as an unknown caller "
-            f"({_who(service)}) returned {counted} studies linking {query.instances} "
-            f"instances{modalities}{years}; non-empty PHI attributes: {phi}."
+            f"A STUDY-level C-FIND ({query.information_model}) as an unknown caller "
+            f"({_who(service)}){how} returned {counted} studies{per_study} linking "
+            f"{instances}{modalities}{years}; non-empty PHI attributes: {phi}."
         ),
         exposure=Exposure(
             studies=query.studies, instances=query.instances, phi_attributes=query.phi_attributes
@@ -45,19 +60,41 @@ def dicom_query_allowed_empty(service: Service) -> Observation | None:
     facts = service.dicom
     if facts is None or facts.query is None or facts.query.status != "empty":
         return None
+    retry = " (and so was a universal '*' query)" if facts.query.universal_retry else ""
     return Observation(
         evidence=(
             f"A STUDY-level C-FIND ({facts.query.information_model}) from an unknown caller "
-            f"({_who(service)}) was answered with success and no matches."
+            f"({_who(service)}) was answered with success and no matches{retry}."
         )
+    )
+
+
+@check
+def dicom_worklist_exposed(service: Service) -> Observation | None:
+    facts = service.dicom
+    if facts is None or facts.worklist is None or facts.worklist.status != "exposed":
+        return None
+    worklist = facts.worklist
+    counted = f"at least {worklist.items}" if worklist.truncated else f"{worklist.items}"
+    how = " with a universal '*' match" if worklist.matched_by == "universal" else ""
+    modalities = f", modalities {', '.join(worklist.modalities)}" if worklist.modalities else ""
+    phi = ", ".join(worklist.phi_attributes) or "none"
+    return Observation(
+        evidence=(
+            f"A Modality Worklist C-FIND as an unknown caller ({_who(service)}){how} returned "
+            f"{counted} worklist items with {worklist.procedure_steps} scheduled procedure "
+            f"steps{modalities}; non-empty PHI attributes: {phi}."
+        ),
+        exposure=Exposure(worklist_items=worklist.items, instances=None,
+                          phi_attributes=worklist.phi_attributes),
     )
 
 
 @check
 def dicom_any_called_ae_accepted(service: Service) -> Observation | None:
     facts = service.dicom
-    if not _accepted(service) or facts is None or facts.called_ae_guessed:
-        return None
+    if not _accepted(service) or facts is None or facts.called_ae_guessed or facts.called_ae_supplied:
+        return None  # a title the user gave or a guess that worked is not an arbitrary one
     return Observation(
         evidence=f"Association accepted for the arbitrary called AE title {facts.called_ae!r}."
     )

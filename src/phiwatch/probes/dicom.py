@@ -1,4 +1,5 @@
-"""DICOM probe: association, C-ECHO, one bounded STUDY-level C-FIND, release.
+"""DICOM probe: association, C-ECHO, a bounded STUDY-level C-FIND, a bounded Modality
+Worklist C-FIND where that context is accepted, release.
 
 Facts only; checks decide what they mean.
 """
@@ -8,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine import Channel, Engine, ProbeFailure
-from ..models import DicomFacts, ProbeStatus, RejectReason, StudyExposure
+from ..models import DicomFacts, ProbeStatus, RejectReason, StudyExposure, WorklistExposure
 from ..vendors import identify
 from . import dicom_query as dq
 from . import dicom_ul as dul
+from . import dicom_worklist as dw
 from .steps import failure_of
 
 NAME = "dicom"
@@ -34,6 +36,7 @@ DEFAULT_AE_TITLES = (
     "ECHOSCP",
     "SERVER",
     "ARCHIVE",
+    "OFFIS",  # dcmtk's example Modality Worklist (wlmscpfs) serves this title
 )
 MAX_AE_GUESSES = 32
 
@@ -41,6 +44,7 @@ MAX_AE_GUESSES = 32
 @dataclass(frozen=True)
 class DicomOptions:
     called_ae: str = "ANY-SCP"
+    called_ae_supplied: bool = False  # the user named the called AE (--called-ae)
     calling_ae: str = "PHIWATCH"
     guess_aet: bool = False
     extra_ae_titles: tuple[str, ...] = ()
@@ -65,10 +69,14 @@ class DicomOutcome:
 class _Attempt:
     """One association: request, answer, and (if accepted) echo, query, release."""
 
-    def __init__(self, channel: Channel, facts: DicomFacts, options: DicomOptions) -> None:
+    def __init__(
+        self, channel: Channel, facts: DicomFacts, options: DicomOptions, worklist_only: bool = False
+    ) -> None:
         self.channel = channel
         self.facts = facts
         self.options = options
+        self.worklist_only = worklist_only
+        self.gone = False  # the peer aborted mid-query: no release to send
 
     async def run(self) -> ProbeStatus:
         facts = self.facts
@@ -105,22 +113,37 @@ class _Attempt:
         except Exception as exc:  # a step after the accept failed: the association and query facts stay
             status, facts.error = failure_of(exc)
             return self._proven() or status
-        await self._release()
+        if not self.gone:
+            await self._release()
         return status
 
     def _proven(self) -> ProbeStatus | None:
-        """The status the query facts prove, if any."""
-        query = self.facts.query
-        if query is None:
+        """The status the study and worklist facts prove, if any."""
+        found = [q.status for q in (self.facts.query, self.facts.worklist) if q is not None]
+        if not found:
             return None
-        return {"exposed": ProbeStatus.EXPOSED, "empty": ProbeStatus.EMPTY}.get(
-            query.status, ProbeStatus.QUERY_REFUSED)
+        for status, proven in (("exposed", ProbeStatus.EXPOSED), ("empty", ProbeStatus.EMPTY)):
+            if status in found:
+                return proven
+        return ProbeStatus.QUERY_REFUSED
 
     async def _after_accept(self, accepted: dul.Accepted) -> ProbeStatus:
         facts = self.facts
         verification = accepted.context_ids.get("verification")
-        if verification is not None:
+        if verification is not None and not self.worklist_only:
             facts.echo_status = await dq.echo(self.channel, verification, facts.max_pdu_length)
+        study = None if self.worklist_only else await self._study_query(accepted)
+        if self.gone:
+            return ProbeStatus.QUERY_REFUSED  # probe() may ask the worklist on a new association
+        worklist = await self._worklist_query(accepted)
+        statuses = [s for s in (study, worklist) if s is not None]
+        for status in (ProbeStatus.EXPOSED, ProbeStatus.EMPTY, ProbeStatus.QUERY_REFUSED):
+            if status in statuses:
+                return status
+        return ProbeStatus.ACCEPTED
+
+    async def _study_query(self, accepted: dul.Accepted) -> ProbeStatus | None:
+        facts = self.facts
         for model in ("study-root-find", "patient-root-find"):
             context_id = accepted.context_ids.get(model)
             if context_id is None:
@@ -142,12 +165,38 @@ class _Attempt:
                     information_model=model,
                 )
                 if refused.how == "abort":
-                    return ProbeStatus.QUERY_REFUSED  # the association is gone
+                    self._aborted(refused)
+                    return ProbeStatus.QUERY_REFUSED
                 continue  # a refusal status: the other model may still answer
             return ProbeStatus.EXPOSED if facts.query.status == "exposed" else ProbeStatus.EMPTY
-        if facts.query is not None:
+        return ProbeStatus.QUERY_REFUSED if facts.query is not None else None
+
+    async def _worklist_query(self, accepted: dul.Accepted) -> ProbeStatus | None:
+        context_id = accepted.context_ids.get("modality-worklist-find")
+        if context_id is None:
+            return None
+        try:
+            self.facts.worklist = await dw.find_worklist(
+                self.channel,
+                context_id,
+                accepted.transfer_syntax[context_id],
+                self.facts.max_pdu_length,
+                self.options.max_matches,
+            )
+        except dq.QueryRefused as refused:
+            self.facts.worklist = WorklistExposure(
+                status="refused", refusal=refused.how, failure_status=refused.status
+            )
+            if refused.how == "abort":
+                self._aborted(refused)
             return ProbeStatus.QUERY_REFUSED
-        return ProbeStatus.ACCEPTED
+        return ProbeStatus.EXPOSED if self.facts.worklist.status == "exposed" else ProbeStatus.EMPTY
+
+    def _aborted(self, refused: dq.QueryRefused) -> None:
+        self.gone = True
+        cause = refused.__cause__
+        if isinstance(cause, dul.PeerAborted):
+            self.facts.abort_source, self.facts.abort_reason = cause.source, cause.reason
 
     async def _release(self) -> None:
         try:
@@ -170,7 +219,12 @@ async def probe(
     channel: Channel | None = None,
 ) -> DicomOutcome:
     """Associate as `options.called_ae`; on a called-AE reject, try the allowed candidates."""
-    facts = DicomFacts(called_ae=options.called_ae, calling_ae=options.calling_ae, tls=tls)
+    facts = DicomFacts(
+        called_ae=options.called_ae,
+        calling_ae=options.calling_ae,
+        tls=tls,
+        called_ae_supplied=options.called_ae_supplied,
+    )
     status, detail = await _associate(engine, host, port, facts, options, tls, channel)
     rejected_called = (
         status is ProbeStatus.REJECTED
@@ -178,6 +232,7 @@ async def probe(
         and facts.reject.reason_name is RejectReason.CALLED_AE_NOT_RECOGNIZED
     )
     if not rejected_called:
+        status = await _worklist_after_abort(engine, host, port, facts, options, tls, status)
         return DicomOutcome(status, facts, detail)
     attempts = 1
     for title in options.candidates():
@@ -187,11 +242,34 @@ async def probe(
         if guess.association == "accepted":
             guess.called_ae_guessed = True
             guess.aet_attempts = attempts
+            guess_status = await _worklist_after_abort(engine, host, port, guess, options, tls, guess_status)
             return DicomOutcome(guess_status, guess, guess_detail)
         if guess_status not in (ProbeStatus.REJECTED, ProbeStatus.ABORTED):
             break  # the peer stopped talking: stop guessing
     facts.aet_attempts = attempts
     return DicomOutcome(status, facts, detail)
+
+
+async def _worklist_after_abort(
+    engine: Engine,
+    host: str,
+    port: int,
+    facts: DicomFacts,
+    options: DicomOptions,
+    tls: bool,
+    status: ProbeStatus,
+) -> ProbeStatus:
+    """A peer that aborted the study query may still answer its worklist: ask once more, alone."""
+    worklist_accepted = any(c.accepted and c.name == "modality-worklist-find" for c in facts.contexts)
+    aborted = facts.query is not None and facts.query.refusal == "abort"
+    if not (aborted and worklist_accepted and facts.worklist is None):
+        return status
+    second = facts.model_copy(deep=True)
+    await _associate(engine, host, port, second, options, tls, worklist_only=True)
+    facts.worklist = second.worklist
+    if facts.worklist is not None and facts.worklist.status == "exposed":
+        return ProbeStatus.EXPOSED
+    return status
 
 
 async def _associate(
@@ -202,12 +280,13 @@ async def _associate(
     options: DicomOptions,
     tls: bool,
     channel: Channel | None = None,
+    worklist_only: bool = False,
 ) -> tuple[ProbeStatus, str | None]:
     try:
         if channel is None:
             channel = await engine.connect(host, port, tls=tls)
         async with channel:
-            return await _Attempt(channel, facts, options).run(), None
+            return await _Attempt(channel, facts, options, worklist_only).run(), None
     except Exception as exc:  # every failure is a status; the facts gathered so far stay
         status, facts.error = failure_of(exc)
         return status, facts.error

@@ -34,7 +34,8 @@ def row(scan_id: str, finding: Finding) -> list[str]:
     values: list[object] = [
         scan_id, finding.check_id, finding.title, finding.severity.value, finding.host, finding.port,
         finding.protocol, locate(finding.host).label, finding.evidence,
-        exposure.studies if exposure else "", exposure.instances if exposure else "",
+        exposure.studies if exposure else "",
+        ("unknown" if exposure.instances is None else exposure.instances) if exposure else "",
         exposure.files.dicom if exposure else "", exposure.files.hl7 if exposure else "",
         exposure.files.x12 if exposure else "", ";".join(exposure.phi_attributes) if exposure else "",
         ";".join(mapped.get("HIPAA", [])), ";".join(mapped.get("GDPR", [])), finding.remediation,

@@ -30,7 +30,7 @@ def exposure_by_service(findings: Iterable[Finding]) -> dict[tuple[str, int], Co
         seen = finding.exposure
         if seen is None:
             continue
-        counts = Counts(seen.studies, seen.instances, seen.files.dicom, seen.files.hl7, seen.files.x12)
+        counts = Counts(seen.studies, seen.instances or 0, seen.files.dicom, seen.files.hl7, seen.files.x12)
         key = (finding.host, finding.port)
         services[key] = services.get(key, Counts()).merge(counts)
     return services
