@@ -175,6 +175,9 @@ PLUGIN_SERVICES = [
     ("nfs-ganesha-rpcbind", 111, "nfs", NFS_HOST),
     ("samba-guest", BASE + 22, "smb", None),
     ("samba-auth", BASE + 23, "smb", None),
+    ("wlmscpfs", BASE + 80, "dicom", None),
+    ("pynetdicom-series", BASE + 81, "dicom", None),
+    ("pynetdicom-universal", BASE + 82, "dicom", None),
 ]
 
 
@@ -208,7 +211,8 @@ def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_d
     plugins = [(s["name"], s["port"], s["protocol"], s.get("host")) for s in lab["services"][22:]]
     assert plugins == PLUGIN_SERVICES
     assert all("host" not in s for s in lab["services"][:22])
-    assert sorted(s["port"] for s in lab["services"] if "host" not in s) == list(range(BASE, BASE + 28))
+    local_ports = sorted(s["port"] for s in lab["services"] if "host" not in s)
+    assert local_ports == [*range(BASE, BASE + 28), BASE + 80, BASE + 81, BASE + 82]
     for entry in lab["services"]:
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
         assert entry["process"]
@@ -220,11 +224,13 @@ def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_d
         "orthanc-open", "orthanc-locked", "dcmqrscp", "pynetdicom-any", "pynetdicom-tls", "orthanc-default",
         "fixture-dcm4chee-arc", "fixture-dicomweb", "vsftpd-anonymous",
         "pyftpdlib-mlsd", "nginx-autoindex", "rsyncd", "moto-s3", "nfs-ganesha", "samba-guest", "samba-auth",
+        "wlmscpfs", "pynetdicom-series", "pynetdicom-universal",
     ]  # fmt: skip
     said = {s["name"] for s in lab["services"] if s["expected"].get("canary")}
     assert said <= set(lab["canary"]["planted_in"])
     assert said & {name for name, *_ in PLUGIN_SERVICES} == {
-        "pyftpdlib-mlsd", "nginx-autoindex", "rsyncd", "moto-s3", "nfs-ganesha", "samba-guest"}  # fmt: skip
+        "pyftpdlib-mlsd", "nginx-autoindex", "rsyncd", "moto-s3", "nfs-ganesha", "samba-guest",
+        "wlmscpfs", "pynetdicom-series", "pynetdicom-universal"}  # fmt: skip
     # And every fixture says so: its name, its description, its expected block
     for entry in lab["services"][10:20]:
         assert entry["name"].startswith("fixture-") and entry["description"].startswith("FIXTURE")
