@@ -995,15 +995,15 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
     # Given a second, separate lab at base+100
     manifest = lab_control.up(tmp_path, base_port=BASE + 100)
     pids = {r["pid"] for r in lab_control.status(tmp_path)}
-    assert len(pids) == 17  # ten built-in processes, seven plug-ins
+    assert len(pids) == 20  # ten built-in processes, ten plug-ins
     assert Path(f"/run/netns/phiwatch-nfs-{BASE + 100}").exists()
     # When it is brought down
-    assert lab_control.down(tmp_path) == 17
+    assert lab_control.down(tmp_path) == 20
     # Then none of its processes remain, every port is free and down() is a no-op
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     on_loopback = [entry for entry in manifest["services"] if "host" not in entry]
-    assert len(on_loopback) == 28
+    assert len(on_loopback) == 31
     for entry in on_loopback:
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]
