@@ -314,7 +314,7 @@ def _start(state: Path, base: int) -> dict:
 @contextlib.contextmanager
 def single(name: str, folder: Path, base_port: int) -> Iterator[list[dict[str, Any]]]:
     """Run one plug-in server alone (for its own tests): yields its manifest entries, stops it after."""
-    server = next((s for s in plugins.servers() if s.name == name), None)
+    server = next((s for s in (*plugins.servers(), *plugins.implementations()) if s.name == name), None)
     if server is None:
         raise LabError(f"no lab plug-in named {name!r}")
     server.check_installed()
@@ -337,7 +337,8 @@ def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_
     deadline = time.monotonic() + timeout
     pending = list(records)
     http_ports = {base + 1, base + 3, base + 9}
-    custom = {server.name: server.ready for server in plugins.servers() if server.ready is not None}
+    everyone = (*plugins.servers(), *plugins.implementations())
+    custom = {server.name: server.ready for server in everyone if server.ready is not None}
     while pending:
         for record in list(pending):
             if not process.record_alive(record):

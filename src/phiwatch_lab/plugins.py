@@ -44,4 +44,12 @@ def servers() -> tuple[LabServer, ...]:
     )  # fmt: skip
 
 
+def implementations() -> tuple[LabServer, ...]:
+    """More real implementations per protocol, each started alone by its protocol's tests
+    (control.single); not part of `lab up`."""
+    from . import ftpservers, rclone, seaweedfs, webservers
+
+    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER)
+
+
 SERVERS: tuple[LabServer, ...] = ()
