@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import medtree
+from . import ftp, medtree
 from .errors import LabError
 from .plugins import LabServer, Prepared
 from .services import HOST, _service
@@ -25,6 +25,7 @@ PROFTPD = EXTRACTED / "usr/sbin/proftpd"
 PUREFTPD = EXTRACTED / "usr/sbin/pure-ftpd"
 PROFTPD_OFFSET, PROFTPD_PASV = 100, (120, 124)
 PUREFTPD_OFFSET, PUREFTPD_PASV = 101, (125, 129)
+VSFTPD_OFFSET, VSFTPD_PASV = 119, (135, 139)  # vsftpd alone, beside the lab's own (base + 20)
 INSTALL = "run scripts/install-debian-deps.sh (it extracts proftpd-core and pure-ftpd under /opt/phiwatch-lab)"
 
 
@@ -131,4 +132,20 @@ PUREFTPD_SERVER = LabServer(
     canary=("pure-ftpd-anonymous",),
     reserved=tuple(range(PUREFTPD_PASV[0], PUREFTPD_PASV[1] + 1)),
 )
-SERVERS = (PROFTPD_SERVER, PUREFTPD_SERVER)
+
+
+def _prepare_vsftpd(folder: Path, base: int) -> Prepared:
+    config, tree = ftp.prepare(folder, base + VSFTPD_OFFSET, True, base + VSFTPD_PASV[0], base + VSFTPD_PASV[1])
+    return Prepared(argv=ftp.command(config), facts=tree)
+
+
+VSFTPD_SERVER = LabServer(
+    name="vsftpd-alone",
+    offsets=(VSFTPD_OFFSET,),
+    check_installed=ftp.check_installed,
+    prepare=_prepare_vsftpd,
+    services=_services("vsftpd-alone", VSFTPD_OFFSET, "vsftpd 3.0.3"),
+    canary=("vsftpd-alone",),
+    reserved=tuple(range(VSFTPD_PASV[0], VSFTPD_PASV[1] + 1)),
+)
+SERVERS = (PROFTPD_SERVER, PUREFTPD_SERVER, VSFTPD_SERVER)

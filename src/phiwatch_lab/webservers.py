@@ -105,7 +105,8 @@ def _caddy(folder: Path, base: int) -> Prepared:
 
 def _python(folder: Path, base: int) -> Prepared:
     root, tree = _tree(folder)
-    argv = [sys.executable, "-m", "http.server", "--bind", HOST, "--directory", str(root), str(base + PYTHON_OFFSET)]
+    port = str(base + PYTHON_OFFSET)
+    argv = [sys.executable, "-m", "http.server", "--bind", HOST, "--directory", str(root), port]
     return Prepared(argv=argv, facts=tree)
 
 
@@ -133,6 +134,7 @@ SERVERS = (
     _server("apache-index", APACHE_OFFSETS, _installed(APACHE, "apache2"), _apache, "Apache httpd 2.4 Indexes"),
     _server("lighttpd-dirlisting", {"": LIGHTTPD_OFFSET}, _installed(LIGHTTPD, "lighttpd"), _lighttpd,
             "lighttpd 1.4 dir-listing"),
-    _server("caddy-browse", {"": CADDY_OFFSET}, _installed(CADDY, "caddy"), _caddy, "Caddy 2.6 file_server browse"),
+    _server("caddy-browse", {"": CADDY_OFFSET}, _installed(CADDY, "caddy"), _caddy,
+            "Caddy 2.6 file_server browse"),
     _server("python-http", {"": PYTHON_OFFSET}, lambda: None, _python, "Python's http.server"),
 )  # fmt: skip

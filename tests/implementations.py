@@ -1,0 +1,54 @@
+"""What the per-protocol tests over several real implementations share: one server started alone,
+its served folder's independent truth, and the expectations every implementation must meet."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from phiwatch.checks import evaluate
+from phiwatch.models import ProbeStatus, Service, ShareFacts
+from phiwatch_lab import control
+
+from .repo_helpers import no_leak
+from .truth import Truth, local_truth, scanned
+
+# A base of its own, beside the whole lab's (PHIWATCH_TEST_BASE) and lab_plugin's (+200).
+BASE = int(os.environ.get("PHIWATCH_TEST_BASE", "31100")) + 400
+
+
+@contextmanager
+def started(name: str) -> Iterator[tuple[dict, Truth]]:
+    """Start the lab server `name` alone; yield its manifest entry and the truth of the folder it serves.
+
+    Its folder is one the servers' unprivileged users can reach (pytest's own are private).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"phiwatch-{name}-"))
+    folder.chmod(0o755)
+    try:
+        with control.single(name, folder, BASE) as entries:
+            yield entries[0], local_truth(folder / name / "root")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def expect_like_the_truth(svc: Service, share: ShareFacts, truth: Truth, exposed_check: str,
+                          extra: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Files by kind (verified and estimated), PHI attribute names, findings, and no canary anywhere."""
+    files, phi = scanned(share)
+    assert files == truth.files, f"scan {files} != truth {truth.files}"
+    assert phi == truth.phi
+    assert share.files_sniffed == truth.sniffed
+    assert svc.status is ProbeStatus.EXPOSED
+    findings = {f.check_id: f for f in evaluate(svc)}
+    assert exposed_check in findings, sorted(findings)
+    exposure = findings[exposed_check].exposure
+    assert exposure is not None
+    assert exposure.files.dicom == truth.total("dicom", "dicomdir")
+    assert (exposure.files.hl7, exposure.files.x12) == (truth.total("hl7"), truth.total("x12"))
+    no_leak(svc.model_dump_json() + json.dumps([f.model_dump(mode="json") for f in findings.values()]), extra)
