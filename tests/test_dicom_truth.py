@@ -38,10 +38,11 @@ def entry(lab: dict, name: str) -> dict:
     return next(s for s in lab["services"] if s["name"] == name)
 
 
-def scan_facts(lab: dict, name: str) -> DicomFacts:
+def scan_facts(lab: dict, name: str, max_matches: int = 1000) -> DicomFacts:
     server = entry(lab, name)
     options = dicom.DicomOptions(
-        called_ae=server["called_ae"], called_ae_supplied=True, calling_ae=CALLING_AE.get(name, "PHIWATCH")
+        called_ae=server["called_ae"], called_ae_supplied=True, calling_ae=CALLING_AE.get(name, "PHIWATCH"),
+        max_matches=max_matches,
     )
 
     async def go() -> DicomFacts:
@@ -120,6 +121,27 @@ def test_the_lab_shows_each_query_semantic_on_a_real_server(lab):
     assert dcmqr.studies > 0 and dcmqr.instances is None  # dcmqrscp leaves the count empty
     _, worklist = truths(lab, "wlmscpfs")
     assert worklist.items >= 11 and "PatientName" in worklist.phi
+
+
+def test_worklist_count_stops_at_max_matches_with_c_cancel(lab):
+    # Given dcmtk's worklist with more items than the bound
+    _, truth = truths(lab, "wlmscpfs")
+    assert truth.items > 3
+    # When phiwatch counts at most 3
+    facts = scan_facts(lab, "wlmscpfs", max_matches=3)
+    # Then it stops there, says so, and the association still ends with a release
+    assert facts.worklist is not None and (facts.worklist.items, facts.worklist.truncated) == (3, True)
+    assert facts.released
+
+
+def test_study_bound_counts_distinct_studies_not_responses(lab):
+    # Given the server answering per series, When phiwatch counts at most 2 studies
+    facts = scan_facts(lab, "pynetdicom-series", max_matches=2)
+    # Then 2 distinct studies are counted (from more than 2 responses) and the count is cut with C-CANCEL
+    assert facts.query is not None
+    assert (facts.query.studies, facts.query.truncated) == (2, True)
+    assert facts.query.responses > 2 and facts.query.duplicate_uid_responses == facts.query.responses - 2
+    assert facts.query.unrequested_attributes == ["SeriesInstanceUID"]
 
 
 def phiwatch(*args: str) -> subprocess.CompletedProcess[str]:
