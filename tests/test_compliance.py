@@ -116,3 +116,24 @@ def test_an_empty_scan_passes_everything_it_can_assess():
     for summary in summarise([]):
         assert summary.failing == 0
         assert summary.passing + summary.not_assessed == len(summary.requirements)
+
+
+def test_a_scan_cut_short_never_passes_a_requirement():
+    from phiwatch.compliance import fully_observed
+    from phiwatch.models import ProbeStatus, Service
+
+    # Given a scan with one exposure whose other probe was interrupted
+    result = scan([finding("dicom_study_data_exposed", exposure=Exposure(studies=3, instances=9))])
+    result.services.append(Service(host="203.0.113.5", port=11112, protocol="unknown",
+                                   status=ProbeStatus.INTERRUPTED, detail="scan interrupted"))
+    assert not fully_observed(result)
+    # When its compliance is summarised as partial
+    for summary in summarise(result.findings, complete=fully_observed(result)):
+        statuses = {r.status for r in summary.requirements}
+        # Then what fired still fails, and nothing passes
+        assert summary.partial and summary.passing == 0 and "pass" not in statuses
+        assert summary.failing >= 1
+    result.services.pop()
+    assert fully_observed(result)
+    result.scan.complete = False
+    assert not fully_observed(result)

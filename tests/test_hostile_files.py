@@ -299,8 +299,8 @@ def test_10_mb_of_garbage_lines_in_a_listing():
 
 def test_cli_sniff_on_the_hostile_tree_is_bounded(tree):
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "phiwatch", "sniff", str(tree), "--max-files", "3000"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "phiwatch", "sniff", str(tree), "--max-files", "3000",
+                             "--json"], capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-2000:]
     assert elapsed < 60

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .models import Finding, ProbeStatus, Service
+from .models import UNFINISHED, Finding, ProbeStatus, Service
 from .scanner import Progress, ScanConfig, Scanner, ScanOutcome
 from .targets import Block, TargetError, TargetSet
 
@@ -234,7 +234,7 @@ def _record(shard: Shard, result: ShardResult, journal: Journal, progress: Progr
     findings = [Finding.model_validate(f) for f in result.findings]
     journal.shard_results(shard, services, findings)
     for service in services:
-        progress.open_services += 1
+        progress.open_services += service.status not in UNFINISHED
         progress.exposures += service.status is ProbeStatus.EXPOSED
         update("service", service, progress)
     progress.done += shard.units  # after the services: the display ends once, with the last shard

@@ -54,6 +54,10 @@ class AdaptiveRate:
         self.backoffs = 0
         self.peak = self.rate
 
+    def holding_back(self) -> bool:
+        """Connects wait for the rate right now (for progress: is the rate what holds back?)."""
+        return self._next > self._clock()
+
     def reserve(self) -> float:
         """Take the next start time; the seconds to wait for it (0 or less: go now)."""
         now = self._clock()
@@ -112,6 +116,10 @@ class HostSlots:
         self.per_host = per_host
         self._open: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def waiting(self) -> int:
+        """Connections queued for a host's slot right now (is --per-host what holds back?)."""
+        return sum(len(queue) for queue in self._waiting.values())
 
     def try_acquire(self, host: str) -> bool:
         """Take a slot at once if one is free and nobody waits for it."""

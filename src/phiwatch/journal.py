@@ -36,7 +36,8 @@ BATCH = 64
 INTERVAL = 1.0
 # Taken from the command that resumes, never from the stored request: they change
 # where results go and how progress shows, not what is scanned.
-LOCAL_FIELDS = ("output", "db", "store", "log_file", "progress", "cluster", "resume")
+LOCAL_FIELDS = ("output", "db", "store", "log_file", "progress", "cluster", "resume", "formats", "jsonl",
+                "verbosity", "severities")
 
 
 def request_record(request: ScanRequest) -> dict:

@@ -12,6 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .severity import Severity
+
+__all__ = ["Severity"]  # re-exported: models name every kind of value a scan holds
+
 
 class ProbeStatus(StrEnum):
     """The closed vocabulary every probe ends with."""
@@ -31,27 +35,12 @@ class ProbeStatus(StrEnum):
     EMPTY = "empty"  # data query allowed, nothing came back
     EXPOSED = "exposed"  # data query allowed, data came back
     ERROR = "error"  # local error (reported without PHI)
+    INTERRUPTED = "interrupted"  # our side cut the probe short: Ctrl-C, or a probe or host time limit
+    PROBE_ERROR = "probe-error"  # phiwatch's own probe failed (a bug), not the target
 
 
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {
-    Severity.INFO: 0,
-    Severity.LOW: 1,
-    Severity.MEDIUM: 2,
-    Severity.HIGH: 3,
-    Severity.CRITICAL: 4,
-}
+# Statuses that say nothing about the target: never an open service, never a target's error.
+UNFINISHED = frozenset({ProbeStatus.INTERRUPTED, ProbeStatus.PROBE_ERROR})
 
 
 class RejectReason(StrEnum):

@@ -1,47 +1,43 @@
-"""One scan from request to outputs: targets, scanner, progress display, scan.json, store."""
+"""One scan from request to outputs: targets, scanner, progress display, scan.json, store.
+
+Everything a user can get wrong is checked before the first packet, and before the heavy
+imports (the engine, the probes, the store, the report writers), so a usage error answers at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
-import sys
-import time
+import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .cluster import Shard, list_shards, require_dask, run_on_cluster, sweep_shards
-from .engine import DEFAULT_RATE, Limits
-from .inputs import read_services
-from .journal import Journal, ShardTracker, request_record, resumed_request
-from .models import ScanInfo, ScanOptions, ScanResult, Service, TargetSummary
-from .probes import dicom, http
-from .probes.dicom_ul import valid_ae_title
-from .probes.identify import DEFAULT_PORTS, ProbeOptions
-from .probes.walk import FileOptions
-from .reports import write_reports
-from .reports.json_report import write_scan_json, write_schema
-from .reports.totals import exposure_by_service, total
-from .scanner import Progress as ScanProgress
-from .scanner import ScanConfig, Scanner, ScanOutcome
-from .store import Store
+from .severity import Severity
 from .targets import (
     LARGE_SCAN,
     TargetError,
     build_excludes,
     build_targets,
+    is_list_file,
+    numeric_blocks,
     parse_ports,
     read_list_file,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .cluster import Shard
+    from .journal import Journal
+    from .models import Finding, ScanResult, TargetSummary
+    from .progress import Display
+    from .scanner import ScanConfig, Scanner, ScanOutcome
 
 log = logging.getLogger("phiwatch")
 
@@ -53,9 +49,9 @@ class ScanRequest:
     input_lists: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     exclude_files: list[str] = field(default_factory=list)
-    rate: float = DEFAULT_RATE  # the ceiling of the adaptive rate; 0 = none
+    rate: float = 50_000.0  # engine.DEFAULT_RATE, the ceiling of the adaptive rate; 0 = none
     concurrency: int = 512
-    per_host: int = 2
+    per_host: int = 8  # one host's ports in parallel, few enough for a fragile device
     timeout: float = 5.0
     retries: int = 1
     output: Path | None = None
@@ -81,9 +77,15 @@ class ScanRequest:
     resume: str | None = None  # id of an interrupted scan to finish
     s3_buckets: list[str] = field(default_factory=list)  # --s3-bucket names
     s3_buckets_file: Path | None = None
+    formats: list[str] = field(default_factory=lambda: ["json", "html"])  # written with --output
+    jsonl: bool = False  # findings streamed to stdout as JSON lines
+    verbosity: int = 0  # -1 findings only, 0 findings and summary, 1 also services
+    severities: frozenset[Severity] | None = None  # shown and reported; the store keeps all
 
 
 def default_ports() -> list[int]:
+    from .probes.identify import DEFAULT_PORTS
+
     return list(DEFAULT_PORTS)
 
 
@@ -109,15 +111,61 @@ def _check_numbers(request: ScanRequest) -> None:
     if not 1 <= request.shard_size <= 1_000_000:
         raise TargetError("--shard-size must be between 1 and 1000000")
     for title, flag in ((request.calling_ae, "--calling-ae"), (request.called_ae, "--called-ae")):
-        if not valid_ae_title(title):
+        if not _valid_ae_title(title):
             raise TargetError(f"{flag} must be 1-16 printable ASCII characters without '\\'")
+
+
+def _valid_ae_title(title: str) -> bool:
+    """As probes.dicom_ul.valid_ae_title, without loading pynetdicom for a usage check."""
+    return 0 < len(title.strip()) <= 16 and all(0x20 <= ord(c) < 0x7F and c != "\\" for c in title)
+
+
+def writable_folder(path: Path, flag: str) -> None:
+    """The folder exists or is made, and a file can be written in it; else one clear line."""
+    if path.exists() and not path.is_dir():
+        raise TargetError(f"{flag} {str(path)!r} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".phiwatch-check-"):
+            pass
+    except OSError as exc:
+        raise TargetError(f"{flag} {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+
+
+def _writable_file(path: Path, flag: str) -> None:
+    """The file can be opened for appending (its folder made if need be); nothing in it changes."""
+    if path.is_dir():
+        raise TargetError(f"{flag} {str(path)!r} is a directory, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise TargetError(f"{flag} {str(path)!r} cannot be written: {exc.strerror or exc}") from None
+
+
+def _preflight(request: ScanRequest) -> None:
+    """Targets' spelling, then output folder, store and log file, checked before the first packet
+    (a name resolved is one) and before anything is written."""
+    for spec in [*request.targets, *request.excludes]:
+        for item in spec.replace(",", " ").split():
+            if not is_list_file(item):
+                numeric_blocks(item)  # raises on a bad spelling; resolves nothing
+    if request.output is not None:
+        writable_folder(request.output, "--output")
+    if request.store:
+        from .paths import default_db_path
+
+        _writable_file(request.db or default_db_path(), "--db")
+    if request.log_file is not None:
+        _writable_file(request.log_file, "--log-file")
 
 
 def _ae_titles(path: Path | None) -> tuple[str, ...]:
     if path is None:
         return ()
     titles = tuple(read_list_file(path))
-    bad = [t for t in titles if not valid_ae_title(t)]
+    bad = [t for t in titles if not _valid_ae_title(t)]
     if bad:
         raise TargetError(f"bad AE title in {str(path)!r}: {bad[0][:20]!r}")
     return titles
@@ -165,6 +213,9 @@ def _sweep_plan(request: ScanRequest, ports: list[int]) -> _Plan:
         raise TargetError(
             f"{targets.size} addresses to scan; more than {LARGE_SCAN} needs --allow-large"
         )
+    from .cluster import sweep_shards
+    from .models import TargetSummary
+
     summary = TargetSummary(specs=targets.specs[:1000], excludes=targets.exclude_specs[:1000],
                             addresses=targets.size, ports=ports)
     return _Plan(lambda size: sweep_shards(targets.blocks, size), targets.size, "addresses", summary)
@@ -172,6 +223,10 @@ def _sweep_plan(request: ScanRequest, ports: list[int]) -> _Plan:
 
 def _list_plan(request: ScanRequest, ports: list[int]) -> _Plan:
     """Services from a discovery tool's output: no sweep; excludes still win."""
+    from .cluster import list_shards
+    from .inputs import read_services
+    from .models import TargetSummary
+
     assert request.from_file is not None
     path, fmt = request.from_file, request.from_format
     default_port = ports[0] if request.ports and len(ports) == 1 else None
@@ -195,18 +250,51 @@ def _list_plan(request: ScanRequest, ports: list[int]) -> _Plan:
     return _Plan(lambda size: list_shards(wanted(), size), total, "services", summary)
 
 
-def run_scan(request: ScanRequest, console: Console) -> ScanResult:
+def _open_store(request: ScanRequest) -> Any:
+    from .store import Store, StoreError
+
+    try:
+        return Store(request.db) if request.store else Store(memory=True)
+    except StoreError as exc:
+        raise TargetError(str(exc)) from None
+
+
+def run_scan(request: ScanRequest, console: Console, out: Console | None = None) -> ScanResult:
+    """The whole scan. Progress and the summary go to `console` (stderr); findings to `out`
+    (stdout), when given."""
     previous = None
     if request.resume is not None:
+        from .journal import resumed_request
+
         request, previous = resumed_request(request)
     _check_numbers(request)
     if request.cluster:
+        from .cluster import require_dask
+
         require_dask()
     ports = parse_ports(request.ports) if request.ports else default_ports()
-    plan = _list_plan(request, ports) if request.from_file else _sweep_plan(request, ports)
-    if request.output is not None and request.output.exists() and not request.output.is_dir():
-        raise TargetError(f"--output {str(request.output)!r} is not a directory")
+    _preflight(request)
     _configure_logging(request.log_file)
+    plan = _list_plan(request, ports) if request.from_file else _sweep_plan(request, ports)
+    store = _open_store(request)
+    try:
+        result = _scan(request, ports, plan, store, console, out, previous)
+    finally:
+        store.close()
+    _show(request, result, store.path if request.store else None, console, out)
+    return result
+
+
+def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, console: Console,
+          out: Console | None, previous: Any) -> ScanResult:
+    from .engine import Limits
+    from .journal import Journal, request_record
+    from .models import ScanInfo, ScanOptions
+    from .probes import dicom, http
+    from .probes.identify import ProbeOptions
+    from .probes.walk import FileOptions
+    from .scanner import ScanConfig
+
     limits = Limits(
         concurrency=request.concurrency,
         per_host=request.per_host,
@@ -263,30 +351,71 @@ def run_scan(request: ScanRequest, console: Console) -> ScanResult:
     if mode == "auto":
         mode = "rich" if console.is_terminal else "json"
     info.complete = False
-    store = Store(request.db) if request.store else Store(memory=True)
-    try:
-        journal = Journal(store, info, request_record(request), request.shard_size)
-        outcome = _run_shards(request, config, plan, journal, console, mode)
-        info.end = datetime.now(UTC)
-        result = journal.finish(info, outcome)
-    finally:
-        store.close()
-    if request.output is not None:
-        path = write_scan_json(result, request.output)
-        write_schema(request.output)
-        console.print(f"scan.json written to {path}", markup=False)
-        [html] = write_reports(result, request.output, ["html"])
-        console.print(f"report.html written to {html}", markup=False)
-    if request.store:
-        log.info("scan %s stored in %s", scan_id, store.path)
-    _summary(result, console)
+    stream = _FindingStream(out, request.severities) if request.jsonl and out is not None else None
+    journal = Journal(store, info, request_record(request), request.shard_size)
+    outcome = _run_shards(request, config, plan, journal, console, mode, stream)
+    info.end = datetime.now(UTC)
+    result = journal.finish(info, outcome)
+    if stream is not None:
+        stream.rest(result.findings)
     return result
 
 
+def _show(request: ScanRequest, result: ScanResult, stored: Path | None, console: Console,
+          out: Console | None) -> None:
+    """Reports into --output; findings (worst first) on stdout; the summary on stderr."""
+    from .reports import terminal
+
+    shown = [f for f in result.findings if request.severities is None or f.severity in request.severities]
+    written: list[Path] = []
+    if request.output is not None:
+        from .reports import write_reports
+        from .reports.json_report import write_scan_json, write_schema
+
+        written.append(write_scan_json(result, request.output))
+        written.append(write_schema(request.output))
+        reported = result if len(shown) == len(result.findings) else result.model_copy(update={"findings": shown})
+        written += write_reports(reported, request.output, [f for f in request.formats if f != "json"])
+    if out is not None and not request.jsonl:
+        if request.verbosity > 0:
+            terminal.print_services(result.services, out)
+        terminal.print_findings(shown, out)
+    if request.store:
+        log.info("scan %s stored in %s", result.scan.id, stored)
+    if request.verbosity >= 0:
+        for line in terminal.summary_lines(result, shown, stored, request.db is not None, written):
+            console.print(line, markup=False, highlight=False)
+
+
+class _FindingStream:
+    """--jsonl: each finding as one JSON line on stdout, as soon as it is known."""
+
+    def __init__(self, out: Console, severities: frozenset[Severity] | None) -> None:
+        self.file = out.file
+        self.severities = severities
+        self.sent: set[tuple[str, str, int]] = set()
+
+    def send(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            key = (finding.check_id, finding.host, finding.port)
+            if key in self.sent or (self.severities is not None and finding.severity not in self.severities):
+                continue
+            self.sent.add(key)
+            self.file.write(finding.model_dump_json() + "\n")
+        self.file.flush()
+
+    def rest(self, findings: list[Finding]) -> None:
+        """Those a cluster's shards brought back, or any not streamed yet."""
+        self.send(findings)
+
+
 def _run_shards(
-    request: ScanRequest, config: ScanConfig, plan: _Plan, journal: Journal, console: Console, mode: str
+    request: ScanRequest, config: ScanConfig, plan: _Plan, journal: Journal, console: Console, mode: str,
+    stream: _FindingStream | None,
 ) -> ScanOutcome:
     """The shards not yet recorded complete: on the Dask cluster, or streamed through one Scanner."""
+    from .journal import ShardTracker
+    from .progress import Display
 
     def pending() -> Iterator[Shard]:
         return journal.pending(plan.shards(request.shard_size))
@@ -294,86 +423,73 @@ def _run_shards(
     sweep = plan.unit == "addresses"
     total = sum(s.units for s in pending()) if sweep else max(0, plan.total - journal.units_before)
     if request.cluster:
-        display = _Display(console, mode, total, plan.unit)
+        from .cluster import run_on_cluster
+
+        display = Display(console, mode, total, plan.unit)
         with display.bar or nullcontext():
             return run_on_cluster(request.cluster, pending(), total, config, journal, display.update)
     tracker = ShardTracker(journal)
     job = tracker.job(pending, sweep, total)
-    return _run_with_progress(config, job, total, plan.unit, console, mode, tracker.event)
+    ports = total * len(config.ports) if sweep else total
+    return _run_with_progress(config, job, Display(console, mode, ports, "ports" if sweep else "services"),
+                              tracker.event, stream)
 
 
-class _Display:
-    """Progress for one scan: a Rich bar on a terminal, JSON lines on stderr otherwise, or none."""
+class _PortView:
+    """The scanner's progress as the display shows it: services (address and port pairs) done."""
 
-    def __init__(self, console: Console, mode: str, total: int, unit: str) -> None:
-        self.mode = mode
-        self.last = 0.0
-        self.bar: Progress | None = None
-        if mode == "rich":
-            self.bar = Progress(
-                TextColumn("[bold]scanning"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} " + unit),
-                TextColumn("{task.fields[open]} open, {task.fields[exposed]} exposed"),
-                TextColumn("{task.fields[rate]:.0f}/s"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            )
-            self.task = self.bar.add_task("scan", total=total, open=0, exposed=0, rate=0.0)
+    def __init__(self, scanner: Scanner) -> None:
+        self.scanner = scanner
 
-    def update(self, event: str, data: object, progress: ScanProgress) -> None:
-        if event == "service":
-            service: Service = data  # type: ignore[assignment]
-            _log_service(service)
-            if self.mode == "json":
-                _emit({"event": "service", "host": service.host, "port": service.port,
-                       "protocol": service.protocol, "status": service.status.value})
-        if self.bar is not None:
-            self.bar.update(self.task, completed=progress.done, open=progress.open_services,
-                            exposed=progress.exposures, rate=progress.rate)
-            return
-        now = time.monotonic()
-        if self.mode == "json" and (now - self.last >= 1.0 or progress.done == progress.total):
-            self.last = now
-            _emit({"event": "progress", "done": progress.done, "total": progress.total,
-                   "open": progress.open_services, "exposed": progress.exposures,
-                   "rate": round(progress.rate, 1)})
+    @property
+    def total(self) -> int:
+        return self.scanner.progress.ports
+
+    @property
+    def done(self) -> int:
+        return self.scanner.progress.ports_done
+
+    @property
+    def open_services(self) -> int:
+        return self.scanner.progress.open_services
+
+    @property
+    def exposures(self) -> int:
+        return self.scanner.progress.exposures
+
+    @property
+    def rate(self) -> float:
+        return self.scanner.progress.port_rate
 
 
 def _run_with_progress(
     config: ScanConfig,
     job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]],
-    total: int,
-    unit: str,
-    console: Console,
-    mode: str,
+    display: Display,
     record: Callable[[str, object], None],
+    stream: _FindingStream | None,
 ) -> ScanOutcome:
-    display = _Display(console, mode, total, unit)
+    from .scanner import Scanner
 
     def listener(event: str, data: object) -> None:
         record(event, data)
-        display.update(event, data, scanner.progress)
+        if stream is not None and event == "service":
+            stream.send(scanner.findings[stream_from[0]:])
+            stream_from[0] = len(scanner.findings)
+        display.update(event, data, view, scanner.held_back())
 
     scanner = Scanner(config, listener)
+    view = _PortView(scanner)
+    stream_from = [0]
     if display.bar is None:
         return _drive(scanner, job)
     with display.bar:
         return _drive(scanner, job)
 
 
-def _emit(record: dict) -> None:
-    sys.stderr.write(json.dumps(record) + "\n")
-    sys.stderr.flush()
-
-
-def _log_service(service: Service) -> None:
-    log.debug("service %s:%d %s %s", service.host, service.port, service.protocol,
-              service.status.value)
-
-
 def _drive(scanner: Scanner, job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]]) -> ScanOutcome:
+    from .scanner import ScanOutcome
+
     loop_factory = None
     try:
         import uvloop
@@ -386,22 +502,3 @@ def _drive(scanner: Scanner, job: Callable[[Scanner], Coroutine[Any, Any, ScanOu
             return runner.run(job(scanner))
         except KeyboardInterrupt:  # pragma: no cover - the scanner keeps what is done
             return ScanOutcome(scanner.services, scanner.findings, scanner.progress, complete=False)
-
-
-def _summary(result: ScanResult, console: Console) -> None:
-    exposed = exposure_by_service(result.findings)
-    sums = total(exposed)
-    file_text = ""
-    if sums.dicom or sums.hl7 or sums.x12:
-        file_text = f", files: {sums.dicom} DICOM, {sums.hl7} HL7, {sums.x12} X12"
-    by_severity: dict[str, int] = {}
-    for finding in result.findings:
-        by_severity[finding.severity.value] = by_severity.get(finding.severity.value, 0) + 1
-    counts = ", ".join(f"{n} {s}" for s, n in by_severity.items()) or "none"
-    state = "complete" if result.scan.complete else "interrupted (partial results kept)"
-    console.print(
-        f"scan {result.scan.id} {state}: {len(result.services)} open services, "
-        f"findings: {counts}; {len(exposed)} exposures, {sums.studies} studies, "
-        f"{sums.instances} instances{file_text}",
-        markup=False,
-    )

@@ -13,23 +13,30 @@ from dataclasses import dataclass, field
 
 from .checks import evaluate
 from .engine import Channel, Engine, Limits
-from .models import Finding, ProbeStatus, Service
+from .models import UNFINISHED, Finding, ProbeStatus, Service
 from .probes.identify import ProbeOptions, service_on
 from .targets import TargetSet
 
 
 @dataclass
 class Progress:
-    total: int
+    total: int  # addresses of a sweep, or listed services
     done: int = 0
-    open_services: int = 0
+    open_services: int = 0  # services found open and probed to the end (not cut short)
     exposures: int = 0
     started: float = field(default_factory=time.monotonic)
+    ports: int = 0  # services to try: (address, port) pairs of a sweep, or listed services
+    ports_done: int = 0
 
     @property
     def rate(self) -> float:
         elapsed = time.monotonic() - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def port_rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.ports_done / elapsed if elapsed > 0 else 0.0
 
 
 @dataclass
@@ -91,7 +98,7 @@ class Scanner:
         return await self._run(self._listed(services), total, max(1, total))
 
     async def _run(self, jobs: Iterator[tuple[str, int]], total: int, job_count: int) -> ScanOutcome:
-        self.progress = Progress(total=total)
+        self.progress = Progress(total=total, ports=job_count)
         workers = max(1, min(self.config.limits.concurrency, job_count))
         tasks = [asyncio.create_task(self._worker(jobs)) for _ in range(workers)]
         complete = True
@@ -120,6 +127,7 @@ class Scanner:
                 since_yield = 0
             else:
                 since_yield += 1
+            progress.ports_done += 1
             if per_service:
                 progress.done += 1
             record = hosts[host]
@@ -131,9 +139,22 @@ class Scanner:
                 progress.done += 1
             self.listener("host-done", host)
 
+    def held_back(self) -> str | None:
+        """The limit connections are queued behind right now, as its option: per-host or rate."""
+        limits = self.config.limits
+        if self.engine.hosts.waiting():
+            return f"--per-host {limits.per_host}"
+        rate = self.engine.rate
+        if rate.holding_back():
+            ceiling = f", --rate {limits.rate:g} its ceiling" if limits.rate and rate.rate >= limits.rate else ""
+            return f"the connection rate ({rate.rate:.0f}/s{ceiling})"
+        return None
+
     async def _probe(self, host: str, port: int, channel: Channel) -> None:
         limits = self.config.limits
         host_left = limits.host_time - (time.monotonic() - self._hosts[host][1])
+        # A probe cut short on our side (a time limit, Ctrl-C) or failing by our own bug says so:
+        # such a service is neither an open service nor an error of the target.
         try:
             if host_left <= 0:
                 raise TimeoutError
@@ -142,16 +163,24 @@ class Scanner:
         except TimeoutError:
             why = "probe time limit reached" if host_left > limits.probe_time else "host time budget spent"
             service = Service(host=host, port=port, protocol="unknown",
-                              status=ProbeStatus.TIMEOUT, detail=why)
+                              status=ProbeStatus.INTERRUPTED, detail=why)
+        except asyncio.CancelledError:
+            self._record(Service(host=host, port=port, protocol="unknown",
+                                 status=ProbeStatus.INTERRUPTED, detail="scan interrupted"))
+            raise
         except Exception as exc:  # a probe bug must not sink the scan; no message (may echo input)
-            service = Service(host=host, port=port, protocol="unknown", status=ProbeStatus.ERROR,
+            service = Service(host=host, port=port, protocol="unknown", status=ProbeStatus.PROBE_ERROR,
                               detail=f"internal error in probe: {type(exc).__name__}")
         finally:
             await channel.close()
+        self._record(service)
+
+    def _record(self, service: Service) -> None:
         findings = evaluate(service)
         self.services.append(service)
         self.findings.extend(findings)
-        self.progress.open_services += 1
+        if service.status not in UNFINISHED:
+            self.progress.open_services += 1
         if service.status is ProbeStatus.EXPOSED:
             self.progress.exposures += 1
         self.listener("service", service)

@@ -9,7 +9,6 @@ process died. SQLite runs in WAL mode: a commit survives a killed process.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,17 +29,18 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .models import Finding, ScanInfo, ScanResult, Service
+from .paths import default_db_path
 from .targets import address_order
 
 _CHUNK = 400  # services per DELETE ... IN (within SQLite's bound on variables)
 
 
-def default_db_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "phiwatch" / "phiwatch.db"
+class StoreError(Exception):
+    """The store cannot be opened or written: one line naming the file."""
 
 
 class Base(DeclarativeBase):
@@ -133,6 +133,14 @@ class Store:
     def __init__(self, path: Path | None = None, memory: bool = False) -> None:
         """The store at `path` (default: the user's data folder), or a private one in memory."""
         self.path = Path(":memory:") if memory else path or default_db_path()
+        try:
+            self._open(memory)
+        except (OSError, SQLAlchemyError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise StoreError(f"cannot open the store {str(self.path)!r} ({reason}); "
+                             "give another with --db FILE, or --no-db") from None
+
+    def _open(self, memory: bool) -> None:
         if memory:
             self.engine = create_engine("sqlite://")
         else:
@@ -220,6 +228,15 @@ class Store:
     def scans(self) -> list[ScanRow]:
         with Session(self.engine) as session:
             return list(session.scalars(select(ScanRow).order_by(ScanRow.started)))
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Scan id -> (services, findings) recorded, for listing scans."""
+        with Session(self.engine) as session:
+            services = dict(session.execute(  # type: ignore[arg-type]
+                select(ServiceRow.scan_id, func.count()).group_by(ServiceRow.scan_id)).all())
+            findings = dict(session.execute(  # type: ignore[arg-type]
+                select(FindingRow.scan_id, func.count()).group_by(FindingRow.scan_id)).all())
+        return {scan: (services.get(scan, 0), findings.get(scan, 0)) for scan in services.keys() | findings.keys()}
 
     def load(self, scan_id: str) -> ScanResult | None:
         with Session(self.engine) as session:

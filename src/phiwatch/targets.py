@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 LARGE_SCAN = 65_536
 MAX_SPEC_LENGTH = 512
+STDIN = "-"  # `-iL -` reads targets from standard input
+# Endings of file names that are no top-level domain: a target ending so is a file name,
+# never a host name to resolve (`-oX scan.xml` read as `-o X` and a target `scan.xml`).
+FILE_ENDINGS = frozenset({
+    "xml", "json", "jsonl", "txt", "csv", "tsv", "gnmap", "nmap", "html", "htm", "log", "lst",
+    "sarif", "yaml", "yml", "conf", "cfg", "ini", "toml", "db", "sqlite", "dcm", "gz", "bz2", "xz",
+    "tar", "pcap", "pcapng", "out", "list",
+})
 
 
 class TargetError(ValueError):
@@ -242,6 +251,24 @@ def _looks_like_host_name(spec: str) -> bool:
     )
 
 
+def looks_like_file_name(spec: str) -> bool:
+    """A path, or a name ending in a file type no top-level domain spells."""
+    spec = spec.strip()
+    if spec.startswith(("./", "../", "~", "/")) or "\\" in spec:
+        return True
+    ending = spec.rpartition(".")[2].lower()
+    return "." in spec and ending in FILE_ENDINGS
+
+
+def numeric_blocks(spec: str) -> list[Block] | None:
+    """An address, CIDR block or range as canonical blocks; None for a host name, never resolved."""
+    spec = spec.strip()
+    if not spec or len(spec) > MAX_SPEC_LENGTH:
+        raise TargetError(f"bad target {spec[:60]!r}")
+    blocks = _parse_spec(spec, resolve=False)
+    return None if blocks is None else [folded for block in blocks for folded in fold(block)]
+
+
 def parse_spec(spec: str, exclude: bool = False) -> list[Block]:
     """One target: an address, a CIDR block, a range or a host name; in canonical form.
 
@@ -256,10 +283,11 @@ def parse_spec(spec: str, exclude: bool = False) -> list[Block]:
             return [_block(address, address) for address in readings(spec)]
         except ValueError:
             pass  # the error is the one parse_spec gives
-    return [folded for block in _parse_spec(spec) for folded in fold(block)]
+    return [folded for block in _parse_spec(spec) or [] for folded in fold(block)]
 
 
-def _parse_spec(spec: str) -> list[Block]:
+def _parse_spec(spec: str, resolve: bool = True) -> list[Block] | None:
+    """Blocks of a spec; a host name resolved (or None with `resolve` False); a file name refused."""
     try:
         if "/" in spec:
             net = _network(spec.replace("[", "").replace("]", ""))
@@ -271,20 +299,49 @@ def _parse_spec(spec: str) -> list[Block]:
     except ValueError as exc:
         if isinstance(exc, TargetError):
             raise
+        if looks_like_file_name(spec):
+            raise TargetError(f"{spec[:80]!r} looks like a file name, not a target; give a list "
+                              "with -iL, nmap or masscan output with --from") from None
         if "/" not in spec and _looks_like_host_name(spec) and not spec[0].isdigit():
-            return _resolve(spec)
+            return _resolve(spec) if resolve else None
         raise TargetError(f"bad target {spec!r}: not an address, CIDR block, range or host name") from exc
 
 
-def read_list_file(path: str | Path) -> Iterator[str]:
-    """Targets from a file: one or more per line, separated by spaces or commas; # comments."""
+def read_list_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, entry) from a file, or standard input for `-`: one or more entries per
+    line, separated by spaces or commas; # comments."""
     try:
+        if str(path) == STDIN:
+            for number, line in enumerate(sys.stdin, 1):
+                for item in line.split("#", 1)[0].replace(",", " ").split():
+                    yield number, item
+            return
         with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                line = line.split("#", 1)[0]
-                yield from line.replace(",", " ").split()
+            for number, line in enumerate(handle, 1):
+                for item in line.split("#", 1)[0].replace(",", " ").split():
+                    yield number, item
     except OSError as exc:
-        raise TargetError(f"cannot read target file {str(path)!r}: {exc.strerror}") from exc
+        raise TargetError(f"cannot read target file {str(path)!r}: {exc.strerror or exc}") from exc
+
+
+def read_list_file(path: str | Path) -> Iterator[str]:
+    """Entries from a file (or `-`, standard input), without their line numbers."""
+    for _, item in read_list_lines(path):
+        yield item
+
+
+def _parse_listed(path: str | Path, exclude: bool = False) -> tuple[list[str], list[Block]]:
+    """Every entry of a list file parsed; an error names the file and the line."""
+    specs: list[str] = []
+    blocks: list[Block] = []
+    name = "standard input" if str(path) == STDIN else repr(str(path))
+    for number, item in read_list_lines(path):
+        try:
+            blocks.extend(parse_spec(item, exclude))
+        except TargetError as exc:
+            raise TargetError(f"{name} line {number}: {exc}") from None
+        specs.append(item)
+    return specs, blocks
 
 
 def _merge(blocks: Iterable[Block]) -> list[Block]:
@@ -350,18 +407,20 @@ class TargetSet:
 def build_excludes(excludes: Iterable[str] = (), exclude_files: Iterable[str] = ()) -> TargetSet:
     """The do-not-probe set alone, for filtering services that come from a list."""
     specs = [item for spec in excludes for item in spec.replace(",", " ").split()]
+    blocks = [block for spec in specs for block in parse_spec(spec, exclude=True)]
     for path in exclude_files:
-        specs.extend(read_list_file(path))
-    return TargetSet(specs, [], _exclude_blocks(specs))
+        listed, listed_blocks = _parse_listed(path, exclude=True)
+        specs.extend(listed)
+        blocks.extend(listed_blocks)
+    return TargetSet(specs, [], _exclude_blocks(blocks))
 
 
-def _exclude_blocks(specs: Iterable[str]) -> list[Block]:
+def _exclude_blocks(blocks: Iterable[Block]) -> list[Block]:
     """Excluded blocks with every alias that reaches them, and what is never scanned."""
-    blocks = (alias for spec in specs for block in parse_spec(spec, exclude=True) for alias in aliases(block))
-    return _merge([*blocks, *NEVER_SCANNED])
+    return _merge([*(alias for block in blocks for alias in aliases(block)), *NEVER_SCANNED])
 
 
-def _is_file(spec: str) -> bool:
+def is_list_file(spec: str) -> bool:
     try:
         return len(spec) <= 4096 and Path(spec).is_file()
     except (OSError, ValueError):
@@ -374,22 +433,25 @@ def build_targets(
     excludes: Iterable[str] = (),
     exclude_files: Iterable[str] = (),
 ) -> TargetSet:
-    """Parse every target and exclude; excludes always win."""
+    """Parse every target and exclude; excludes always win. Nothing left to scan is an error."""
     all_specs: list[str] = []
+    blocks: list[Block] = []
     for spec in specs:
-        if _is_file(spec):
-            all_specs.extend(read_list_file(spec))
-        else:
-            all_specs.append(spec)
+        listed = _parse_listed(spec) if is_list_file(spec) else ([spec], parse_spec(spec))
+        all_specs.extend(listed[0])
+        blocks.extend(listed[1])
     for path in list_files:
-        all_specs.extend(read_list_file(path))
-    all_excludes = [item for spec in excludes for item in spec.replace(",", " ").split()]
-    for path in exclude_files:
-        all_excludes.extend(read_list_file(path))
+        listed = _parse_listed(path)
+        all_specs.extend(listed[0])
+        blocks.extend(listed[1])
     if not all_specs:
         raise TargetError("no targets given")
-    blocks = _merge(b for spec in all_specs for b in parse_spec(spec))
-    return TargetSet(all_specs, all_excludes, _subtract(blocks, _exclude_blocks(all_excludes)))
+    excluded = build_excludes(excludes, exclude_files)
+    targets = TargetSet(all_specs, excluded.specs, _subtract(_merge(blocks), excluded.blocks))
+    if not targets.blocks:
+        raise TargetError("every target is excluded (or never scanned: multicast, broadcast, 0.0.0.0/8): "
+                          "nothing to scan")
+    return targets
 
 
 def address_order(host: str) -> tuple[int, str]:
@@ -402,7 +464,8 @@ def address_order(host: str) -> tuple[int, str]:
 
 
 def parse_ports(text: str) -> list[int]:
-    """`104,4242,11110-11112` -> sorted unique ports."""
+    """`104,4242,11110-11112` -> sorted unique ports; as in nmap, `-` is every port, `-1024`
+    starts at 1 and `60000-` ends at 65535."""
     ports: set[int] = set()
     for part in text.replace(" ", "").split(","):
         if not part:
@@ -410,7 +473,7 @@ def parse_ports(text: str) -> list[int]:
         try:
             if "-" in part:
                 low_text, high_text = part.split("-", 1)
-                low, high = int(low_text), int(high_text)
+                low, high = int(low_text or 1), int(high_text or 65535)
             else:
                 low = high = int(part)
         except ValueError as exc:

@@ -3,7 +3,9 @@
 Checks never name a framework; the JSON files here map check ids to requirement ids,
 and reports ask this module. A requirement fails when a finding of severity low or
 above maps to it; informational findings are counted but do not fail it. A requirement
-no check maps to is "not assessed" (a network scan cannot observe it).
+no check maps to is "not assessed" (a network scan cannot observe it). A scan that was cut short
+(interrupted, or with probes that did not finish) never passes a requirement: what it did not
+see is "not assessed".
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..models import Finding, Severity
+from ..models import UNFINISHED, Finding, ScanResult, Severity
 
 FILES = ("hipaa.json", "gdpr.json")
 
@@ -72,6 +74,7 @@ class FrameworkSummary(BaseModel):
     passing: int
     not_assessed: int
     requirements: list[RequirementSummary]
+    partial: bool = Field(False, description="The scan was cut short: no requirement can pass")
 
 
 @cache
@@ -113,7 +116,13 @@ def _fails(severity: Severity) -> bool:
     return severity.rank >= Severity.LOW.rank
 
 
-def summarise(findings: Iterable[Finding]) -> list[FrameworkSummary]:
+def fully_observed(result: ScanResult) -> bool:
+    """The scan ended complete and every probe it began finished: only then can a requirement pass."""
+    return result.scan.complete and not any(s.status in UNFINISHED for s in result.services)
+
+
+def summarise(findings: Iterable[Finding], *, complete: bool = True) -> list[FrameworkSummary]:
+    """Each framework's requirements; with `complete` False (a partial scan) none passes."""
     findings = list(findings)
     summaries = []
     for framework in frameworks():
@@ -128,8 +137,10 @@ def summarise(findings: Iterable[Finding]) -> list[FrameworkSummary]:
                 status: Literal["fail", "pass", "not-assessed"] = "not-assessed"
             elif any(_fails(f.severity) for f in hits):
                 status = "fail"
-            else:
+            elif complete:
                 status = "pass"
+            else:
+                status = "not-assessed"
             fired = sorted({f.check_id for f in hits})
             rows.append(RequirementSummary(id=requirement.id, title=requirement.title, status=status,
                                            findings=counts, checks=fired))
@@ -141,5 +152,6 @@ def summarise(findings: Iterable[Finding]) -> list[FrameworkSummary]:
             passing=sum(r.status == "pass" for r in rows),
             not_assessed=sum(r.status == "not-assessed" for r in rows),
             requirements=rows,
+            partial=not complete,
         ))
     return summaries

@@ -22,7 +22,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..checks.metadata import catalog_or_empty
-from ..compliance import FrameworkSummary, requirements_for, summarise
+from ..compliance import FrameworkSummary, fully_observed, requirements_for, summarise
 from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
 from ..targets import address_order
@@ -463,7 +463,7 @@ def build_context(result: ScanResult) -> dict[str, Any]:
     titles = {f.check_id: clean(f.title, 160) for f in findings}
     for check_id, entry in catalog.items():
         titles.setdefault(check_id, entry.title)
-    frameworks = framework_views(summarise(result.findings), titles)
+    frameworks = framework_views(summarise(result.findings, complete=fully_observed(result)), titles)
 
     # Check-level overview: one row per check, the services it hit.
     overview: dict[str, dict[str, Any]] = {}

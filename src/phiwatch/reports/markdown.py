@@ -13,7 +13,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from ..compliance import requirements_for, summarise
+from ..compliance import fully_observed, requirements_for, summarise
 from ..geo import ATTRIBUTION, locate, summarise_countries
 from ..models import Finding, ScanResult, Severity
 from .totals import exposure_by_service, total
@@ -78,8 +78,11 @@ def _summary(result: ScanResult) -> list[str]:
 
 def _compliance(result: ScanResult) -> list[str]:
     lines = ["## Compliance", ""]
+    complete = fully_observed(result)
+    if not complete:
+        lines += ["The scan was cut short: no requirement is shown as passing.", ""]
     rows = []
-    for summary in summarise(result.findings):
+    for summary in summarise(result.findings, complete=complete):
         failing = ", ".join(escape(r.id) for r in summary.requirements if r.status == "fail") or "none"
         rows.append([escape(summary.framework), failing, str(summary.passing), str(summary.not_assessed)])
     lines += _table(["Framework", "Failing requirements", "Passing", "Not assessed"], rows)
