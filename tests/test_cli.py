@@ -327,3 +327,10 @@ def test_lab_scan_hint_covers_every_host_and_port():
     ]}
     assert scan_hint(manifest) == "phiwatch scan 127.0.0.1 100.65.73.178 -p 111,2049,21100-21127"
     assert scan_hint({"host": "127.0.0.1", "services": [{"port": 5}]}) == "phiwatch scan 127.0.0.1 -p 5-5"
+
+
+def test_scan_defaults_follow_the_engine():
+    from phiwatch.engine import DEFAULT_RATE
+    from phiwatch.run import ScanRequest
+
+    assert ScanRequest(targets=[]).rate == DEFAULT_RATE
