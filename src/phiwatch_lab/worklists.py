@@ -27,6 +27,7 @@ from .canary import (
     CANARY_REFERRING_PHYSICIAN,
     CANARY_STUDY_UID,
 )
+from .datasets import synthetic_studies
 from .errors import LabError
 from .plugins import LabServer, Prepared
 
@@ -37,15 +38,19 @@ WORKLIST_AE = "OFFIS"
 WORKLIST_OFFSET, SERIES_OFFSET, UNIVERSAL_OFFSET = 80, 81, 82
 SERIES_PER_STUDY = 3
 
-CANARY_WORKLIST_DUMP = f"""# phiwatch lab: the canary patient scheduled for a CT
+
+
+def worklist_dump(note: str, patient: dict[str, str]) -> str:
+    """A dump2dcm text for one worklist item: a patient scheduled for a CT."""
+    return f"""# phiwatch lab: {note}
 (0008,0005) CS  [ISO_IR 100]
-(0008,0050) SH  [{CANARY_ACCESSION}]
-(0010,0010) PN  [{CANARY_PATIENT_NAME}]
-(0010,0020) LO  [{CANARY_PATIENT_ID}]
-(0010,0030) DA  [{CANARY_BIRTH_DATE}]
-(0010,0040) CS  [F]
-(0020,000d) UI  [{CANARY_STUDY_UID}]
-(0032,1032) PN  [{CANARY_REFERRING_PHYSICIAN}]
+(0008,0050) SH  [{patient["AccessionNumber"]}]
+(0010,0010) PN  [{patient["PatientName"]}]
+(0010,0020) LO  [{patient["PatientID"]}]
+(0010,0030) DA  [{patient["PatientBirthDate"]}]
+(0010,0040) CS  [{patient["PatientSex"]}]
+(0020,000d) UI  [{patient["StudyInstanceUID"]}]
+(0032,1032) PN  [{patient["ReferringPhysicianName"]}]
 (0032,1060) LO  [CT CHEST]
 (0040,0100) SQ
 (fffe,e000) -
@@ -53,7 +58,7 @@ CANARY_WORKLIST_DUMP = f"""# phiwatch lab: the canary patient scheduled for a CT
 (0040,0001) AE  [CT01]
 (0040,0002) DA  [20261207]
 (0040,0003) TM  [090000]
-(0040,0006) PN  [{CANARY_REFERRING_PHYSICIAN}]
+(0040,0006) PN  [{patient["ReferringPhysicianName"]}]
 (0040,0007) LO  [CT CHEST]
 (0040,0009) SH  [PWSPS1]
 (fffe,e00d) -
@@ -62,20 +67,37 @@ CANARY_WORKLIST_DUMP = f"""# phiwatch lab: the canary patient scheduled for a CT
 """
 
 
+CANARY_WORKLIST_DUMP = worklist_dump(
+    "the canary patient scheduled for a CT",
+    {
+        "AccessionNumber": CANARY_ACCESSION, "PatientName": CANARY_PATIENT_NAME, "PatientID": CANARY_PATIENT_ID,
+        "PatientBirthDate": CANARY_BIRTH_DATE, "PatientSex": "F", "StudyInstanceUID": CANARY_STUDY_UID,
+        "ReferringPhysicianName": CANARY_REFERRING_PHYSICIAN,
+    },
+)  # fmt: skip
+
+
 def check_installed() -> None:
     for path in (WLMSCPFS, DUMP2DCM):
         if not path.is_file():
             raise LabError(f"{path.name} is not installed: install the Debian package 'dcmtk' (make deps)")
-    if not EXAMPLES.is_dir():
-        raise LabError(f"dcmtk's example worklist is missing ({EXAMPLES}): reinstall the package 'dcmtk'")
 
 
 def build_worklist(folder: Path) -> int:
-    """dcmtk's example worklist plus the canary item under folder/OFFIS; number of items."""
+    """dcmtk's example worklist plus the canary item under folder/OFFIS; number of items.
+
+    Where the example dumps are missing (an image that drops /usr/share/doc), synthetic
+    patients' items stand in for them.
+    """
     target = folder / WORKLIST_AE
     target.mkdir(parents=True, exist_ok=True)
     (target / "lockfile").touch()
-    dumps = sorted(EXAMPLES.glob("*.dump"))
+    dumps = sorted(EXAMPLES.glob("*.dump")) if EXAMPLES.is_dir() else []
+    if not dumps:
+        for index, patient in enumerate(synthetic_studies()[:-1], start=1):  # the last one is the canary
+            dumps.append(folder / f"synthetic{index}.dump")
+            synthetic = {key: str(value) for key, value in patient.items()}
+            dumps[-1].write_text(worklist_dump(f"synthetic patient {index}", synthetic))
     canary = folder / "canary.dump"
     canary.write_text(CANARY_WORKLIST_DUMP)
     for dump in (*dumps, canary):
