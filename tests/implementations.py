@@ -23,7 +23,7 @@ BASE = int(os.environ.get("PHIWATCH_TEST_BASE", "31100")) + 400
 
 
 @contextmanager
-def started(name: str) -> Iterator[tuple[dict, Truth]]:
+def started(name: str, served: str = "root") -> Iterator[tuple[dict, Truth]]:
     """Start the lab server `name` alone; yield its manifest entry and the truth of the folder it serves.
 
     Its folder is one the servers' unprivileged users can reach (pytest's own are private).
@@ -32,7 +32,7 @@ def started(name: str) -> Iterator[tuple[dict, Truth]]:
     folder.chmod(0o755)
     try:
         with control.single(name, folder, BASE) as entries:
-            yield entries[0], local_truth(folder / name / "root")
+            yield entries[0], local_truth(folder / name / served)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

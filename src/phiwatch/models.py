@@ -241,6 +241,10 @@ class RepositoryFacts(Model):
     dialect: str | None = Field(None, description="SMB dialect, rsync or NFS version, or web index style")
     smb1: bool | None = Field(None, description="The server accepted an SMB1 (NT LM 0.12) negotiate")
     signing_required: bool | None = Field(None, description="SMB: the server requires message signing")
+    random_bucket: str | None = Field(
+        None, description="S3: the error code an unsigned request for a random bucket name got (NoSuchBucket: "
+        "anonymous requests are served; AccessDenied: they are refused)",
+    )
     shares: list[ShareFacts] = []
     error: str | None = None
 

@@ -58,12 +58,28 @@ def s3_bucket_public_listing(service: Service) -> Observation | None:
 def s3_anonymous_list_buckets(service: Service) -> Observation | None:
     facts = _facts(service)
     root = next((share for share in facts.shares if share.name == ROOT), None) if facts else None
-    if root is None or not root.readable:
+    if root is None or not root.readable or root.entries == 0:  # an empty list enumerates nothing
         return None
     cut = " (the list was cut at its bound)" if root.limited else ""
     return Observation(
         evidence=(
             f"The endpoint answered an unsigned ListBuckets (GET /) with {root.entries} bucket name(s){cut}: "
             "anyone can enumerate its buckets and try each one."
+        )
+    )
+
+
+@check
+def s3_anonymous_requests_served(service: Service) -> Observation | None:
+    facts = _facts(service)
+    if facts is None or facts.random_bucket != "NoSuchBucket":
+        return None
+    named = [share for share in _buckets(facts) if share.readable]
+    tried = f" Bucket(s) read this way: {share_names(named, 5)}." if named else ""
+    return Observation(
+        evidence=(
+            "An unsigned request for a random bucket name was answered NoSuchBucket, not AccessDenied: the "
+            f"endpoint serves anonymous requests, so any bucket whose name is known or guessed can be read, "
+            f"even though its bucket list shows none.{tried}"
         )
     )

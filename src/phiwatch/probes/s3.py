@@ -25,6 +25,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import secrets
 import socket
 import ssl
 import threading
@@ -511,6 +512,8 @@ class _Session:
     def _run(self) -> Outcome:
         client = _client(self.host, self.port, self.tls, self.timeout, self.sender)
         listed = self._list_buckets(client)
+        if not listed:
+            self.facts.random_bucket = self._random_bucket(client)
         names = list(dict.fromkeys([*listed, *self.options.s3_buckets]))
         root = self.facts.shares[0]
         if len(names) > self.limits.max_shares:
@@ -533,6 +536,9 @@ class _Session:
             return Outcome(ProbeStatus.EXPOSED, self.facts, detail)
         if readable:
             return Outcome(ProbeStatus.OPEN, self.facts, detail)
+        if not buckets and self.facts.random_bucket == "NoSuchBucket":
+            self.facts.access = "anonymous"
+            return Outcome(ProbeStatus.OPEN, self.facts, "anonymous requests served; no bucket name known")
         if not buckets:
             return Outcome(ProbeStatus.REJECTED, self.facts, "anonymous ListBuckets refused; no bucket name given")
         return Outcome(ProbeStatus.REJECTED, self.facts, "anonymous listing refused")
@@ -564,6 +570,23 @@ class _Session:
         root.readable, root.directories, root.entries = True, 1, len(names)
         self.facts.shares = [root]
         return [name for name in names if 0 < len(name) <= 255]
+
+    def _random_bucket(self, client: Any) -> str | None:
+        """The error code for a bucket name nobody uses: it tells whether anonymous requests are served.
+
+        NoSuchBucket means the endpoint looked the bucket up for an unsigned request (anonymous
+        access is on: any bucket whose name is known or guessed can be read); AccessDenied means
+        unsigned requests are refused before any lookup.
+        """
+        name = f"phiwatch-{secrets.token_hex(8)}"
+        self.sender.expect(MAX_ERROR)
+        try:
+            client.list_objects_v2(Bucket=name, MaxKeys=1)
+        except ClientError:
+            return self._last_code()
+        except (_NotS3, _TooLarge, ResponseParserError, ParamValidationError):
+            return None
+        return "listed"  # a bucket that cannot exist was listed: the endpoint answers anything
 
     def _server(self) -> str | None:
         server = self.sender.headers.get("server")
