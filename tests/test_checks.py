@@ -25,7 +25,7 @@ def ids(service: Service) -> set[str]:
 
 def test_every_check_has_a_catalog_entry_and_every_entry_a_check():
     catalog = load_catalog()
-    assert set(REGISTRY) == set(catalog)
+    assert set(REGISTRY) == {check_id for check_id, entry in catalog.items() if "scan" in entry.sources}
     for entry in catalog.values():
         assert entry.references and entry.remediation and entry.risk
 

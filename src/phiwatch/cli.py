@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperCommand
 
 from . import __version__
+from .audit.cli import register as register_audit
 from .severity import Severity
 
 if TYPE_CHECKING:
@@ -538,6 +539,9 @@ def add_plugin_commands(target: typer.Typer) -> None:
 
 
 add_plugin_commands(app)
+
+
+register_audit(app)  # phiwatch audit: its own module
 
 
 def _error(message: str) -> None:

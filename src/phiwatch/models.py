@@ -278,6 +278,22 @@ class Exposure(Model):
     phi_attributes: list[str] = []
 
 
+class Location(Model):
+    """Where a configuration finding points: a file and a 1-based line (None: the whole file)."""
+
+    path: str
+    line: int | None = None
+
+
+class LineChange(Model):
+    """One line of a fix: replace line `line` (old -> new), insert after it (old None), or delete it (new None)."""
+
+    path: str
+    line: int
+    old: str | None = None
+    new: str | None = None
+
+
 class Finding(Model):
     check_id: str
     title: str
@@ -289,6 +305,8 @@ class Finding(Model):
     exposure: Exposure | None = None
     remediation: str
     references: list[str] = []
+    location: Location | None = Field(None, description="Configuration audits: the file and line")
+    fix: list[LineChange] | None = Field(None, description="Configuration audits: the lines to change")
 
 
 class TargetSummary(Model):

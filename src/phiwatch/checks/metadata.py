@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -30,6 +31,9 @@ class CatalogEntry(BaseModel):
     remediation: str = Field(min_length=20)
     references: list[str] = Field(min_length=1)
     categories: list[str] = Field(min_length=1)
+    # Who raises it: a network check (scan), a configuration audit (audit), or both, sharing the id
+    # when both describe the same weakness.
+    sources: list[Literal["scan", "audit"]] = Field(default=["scan"], min_length=1)
 
     @field_validator("id")
     @classmethod

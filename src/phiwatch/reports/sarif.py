@@ -75,6 +75,8 @@ def service_uri(finding: Finding) -> str:
 
 def fingerprint(finding: Finding) -> str:
     key = "\x1f".join([finding.check_id, finding.host, str(finding.port), finding.protocol])
+    if finding.location is not None:
+        key += "\x1f" + "\x1f".join([finding.location.path, str(finding.location.line), finding.evidence])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -117,13 +119,20 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
     if exposure is not None:
         properties["exposure"] = exposure.model_dump(mode="json")
     where = f"{finding.host}:{finding.port}/{finding.protocol}"
+    physical: dict[str, Any] = {"artifactLocation": {"uri": service_uri(finding)}}
+    if finding.location is not None:  # a configuration audit: the file and line to annotate
+        physical = {"artifactLocation": {"uri": Path(finding.location.path).as_uri()
+                                         if Path(finding.location.path).is_absolute() else finding.location.path}}
+        if finding.location.line:
+            physical["region"] = {"startLine": finding.location.line}
+        where = finding.location.path
     return {
         "ruleId": finding.check_id,
         "ruleIndex": index,
         "level": LEVEL[finding.severity],
         "message": {"text": finding.evidence or finding.title},
         "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": service_uri(finding)}},
+            "physicalLocation": physical,
             "logicalLocations": [{"name": where, "fullyQualifiedName": where, "kind": "resource"}],
         }],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding)},

@@ -1,0 +1,160 @@
+"""Audit outputs: audit.json, the report formats of `phiwatch report`, the console text and --diff.
+
+The HTML, CSV, Markdown and SARIF writers render a ScanResult; an audit is handed to them as
+one (no services, the findings with their location and fix folded into the evidence for the
+formats that have no place for them; SARIF gets physical locations with a start line).
+Nothing is written in place: --diff prints a unified diff, the files stay as they are.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from ..models import Finding, ScanInfo, ScanOptions, ScanResult, TargetSummary
+from .model import AuditResult
+from .source import MASK, redact
+
+FORMATS = ("json", "html", "csv", "sarif", "md")
+
+
+def fix_text(finding: Finding) -> list[str]:
+    lines: list[str] = []
+    for change in finding.fix or []:
+        if change.old is not None:
+            lines.append(f"line {change.line}: - {change.old.strip()}")
+            if change.new is not None:
+                lines.append(f"line {change.line}: + {change.new.strip()}")
+        elif change.new is not None:
+            for new in change.new.splitlines():
+                lines.append(f"after line {change.line}: + {new.strip()}")
+    return lines
+
+
+def as_scan(result: AuditResult) -> ScanResult:
+    findings: list[Finding] = []
+    for finding in result.findings:
+        where = ""
+        if finding.location:
+            where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "") + ": "
+        fix = fix_text(finding)
+        evidence = where + finding.evidence + (" Fix: " + " | ".join(fix) if fix else "")
+        findings.append(finding.model_copy(update={"evidence": evidence}))
+    info = result.audit
+    options = ScanOptions(ports=[], concurrency=0, per_host=0, rate=0, timeout=0, retries=0, max_matches=0,
+                          calling_ae="", called_ae="", guess_aet=False, byte_budget=0)
+    targets = TargetSummary(specs=info.paths, excludes=[], addresses=0, ports=[])
+    scan = ScanInfo(id=info.id, start=info.start, end=info.end, version=info.version, options=options,
+                    targets=targets)
+    return ScanResult(scan=scan, findings=findings)
+
+
+def scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def write_json(result: AuditResult, directory: Path) -> Path:
+    path = directory / "audit.json"
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(scrub(result.model_dump_json(indent=2), result.all_secrets()) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    schema = AuditResult.model_json_schema(mode="serialization")
+    (directory / "audit.schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write(result: AuditResult, directory: Path, formats: list[str]) -> list[Path]:
+    from ..reports import writer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [write_json(result, directory)] if "json" in formats else []
+    scan = as_scan(result)
+    secrets = result.all_secrets()
+    for name in formats:
+        if name == "json":
+            continue
+        path = writer(name)(scan, directory)
+        if secrets:
+            path.write_text(scrub(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def unified_diff(result: AuditResult, max_bytes: int = 1_048_576) -> str:
+    """The fixes as one unified diff per file, secrets masked in every line shown."""
+    changes: dict[str, list] = defaultdict(list)
+    for finding in result.findings:
+        for change in finding.fix or []:
+            changes[change.path].append(change)
+    out: list[str] = []
+    for path, items in sorted(changes.items()):
+        try:
+            if os.path.getsize(path) > max_bytes:
+                continue
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        values, secret_lines = result.secrets_of(path)
+        original = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if number in secret_lines:
+                cut = max(line.find(":"), line.find("="))
+                line = (line[: cut + 1] + " " + MASK) if cut >= 0 else MASK
+            original.append(redact(line, set(values)))
+        fixed = list(original)
+        replaced: dict[int, str | None] = {}
+        inserted: dict[int, list[str]] = defaultdict(list)
+        for change in items:
+            if change.old is not None:
+                replaced.setdefault(change.line, change.new)
+            elif change.new is not None:
+                for new in change.new.splitlines():
+                    if new not in inserted[change.line]:
+                        inserted[change.line].append(new)
+        fixed = []
+        for number, line in enumerate(original, 1):
+            if number in replaced:
+                if replaced[number] is not None:
+                    fixed.append(str(replaced[number]))
+            else:
+                fixed.append(line)
+            fixed.extend(inserted.get(number, []))
+        if not original:
+            fixed.extend(inserted.get(1, []))
+        out.extend(difflib.unified_diff([line + "\n" for line in original], [line + "\n" for line in fixed],
+                                        fromfile=f"a{path}", tofile=f"b{path}", n=2))
+    return scrub("".join(out), result.all_secrets())
+
+
+def console_lines(result: AuditResult) -> list[str]:
+    lines: list[str] = []
+    for record in result.files:
+        if record.status != "audited" or record.message:
+            lines.append(f"{record.path}: {record.status.value}: {record.message or ''}".rstrip(": "))
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    for finding in sorted(result.findings, key=lambda f: (order[f.severity.value],
+                                                          f.location.path if f.location else "")):
+        where = ""
+        if finding.location:
+            where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
+        lines.append(f"[{finding.severity.value}] {finding.check_id} {where}")
+        lines.append(f"    {finding.evidence}")
+        lines.extend(f"    {text}" for text in fix_text(finding))
+    return [scrub(line, result.all_secrets()) for line in lines]
+
+
+def summary(result: AuditResult) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for finding in result.findings:
+        counts[finding.severity.value] += 1
+    statuses: dict[str, int] = defaultdict(int)
+    for record in result.files:
+        statuses[record.status.value] += 1
+    severity = ", ".join(f"{counts[s]} {s}" for s in ("critical", "high", "medium", "low", "info") if counts[s])
+    files = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    return f"audit {result.audit.id}: files: {files or 'none'}; findings: {severity or 'none'}"

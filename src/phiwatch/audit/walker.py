@@ -1,0 +1,183 @@
+"""`phiwatch audit PATH...`: walk files and folders within bounds, recognise each configuration, audit it.
+
+Bounds: files (max_files), bytes per file (max_bytes), folder depth (max_depth), include
+depth (max_include_depth). Links are not followed below the given paths; includes are read
+only inside them. Every file ends with a status and at most one clear line; an
+unexpected error in a parser is a status too (`malformed`, with the error's class name),
+never a traceback. S3 documents in one folder are judged together as one bucket's set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+from .. import __version__
+from ..models import Finding
+from . import apache, dcmqrscp, exports, ganesha, nginx, orthanc, proftpd, rsyncd, s3docs, samba, vsftpd
+from .context import ConfigError, Context, Parsed
+from .model import AuditBounds, AuditedFile, AuditInfo, AuditResult, FileStatus
+from .source import Source
+
+KINDS: tuple[ModuleType, ...] = (orthanc, s3docs, dcmqrscp, ganesha, exports, vsftpd, proftpd, samba, rsyncd,
+                                 nginx, apache)
+SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules"}
+
+
+def recognise(name: str, text: str) -> ModuleType | None:
+    for module in KINDS:  # a well-known file name first, then the content
+        if module.recognise(name, ""):
+            return module
+    for module in KINDS:
+        if module.recognise(name, text):
+            return module
+    return None
+
+
+def files_under(paths: list[Path], bounds: AuditBounds, skipped: list[AuditedFile]) -> Iterator[Path]:
+    """Regular files under the given paths, depth-first in name order, within the file and depth bounds."""
+    count = 0
+    for root in paths:
+        if not root.exists():
+            skipped.append(AuditedFile(path=str(root), status=FileStatus.UNREADABLE,
+                                       message="no such file or folder"))
+            continue
+        if root.is_file():
+            count += 1
+            yield root
+            continue
+        stack: list[tuple[Path, int]] = [(root, 0)]
+        while stack:
+            folder, depth = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+            except OSError as exc:
+                skipped.append(AuditedFile(path=str(folder), status=FileStatus.UNREADABLE,
+                                           message=f"folder cannot be listed ({exc.__class__.__name__})"))
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                except OSError:
+                    continue
+                if stat.S_ISLNK(mode):
+                    skipped.append(AuditedFile(path=str(path), status=FileStatus.SKIPPED,
+                                               message="a symbolic link: not followed below the given paths"))
+                elif stat.S_ISDIR(mode):
+                    if entry.name in SKIP_DIRS:
+                        continue
+                    if depth + 1 > bounds.max_depth:
+                        skipped.append(AuditedFile(path=str(path), status=FileStatus.SKIPPED,
+                                                   message=f"beyond the depth bound ({bounds.max_depth})"))
+                    else:
+                        stack.append((path, depth + 1))
+                elif stat.S_ISREG(mode):
+                    if count >= bounds.max_files:
+                        skipped.append(AuditedFile(path=str(folder), status=FileStatus.SKIPPED,
+                                                   message=f"file bound ({bounds.max_files}) reached; the rest of "
+                                                   "this folder was not audited"))
+                        return
+                    count += 1
+                    yield path
+
+
+def _run(module: ModuleType, source: Source, ctx: Context) -> Parsed:
+    try:
+        return module.audit(source, ctx)  # type: ignore[no-any-return]
+    except ConfigError:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise ConfigError(FileStatus.MALFORMED, f"too deeply nested to parse ({exc.__class__.__name__})") from exc
+    except Exception as exc:  # noqa: BLE001 - a parser's surprise is one file's status, never a traceback
+        raise ConfigError(FileStatus.MALFORMED, f"could not be parsed ({exc.__class__.__name__})") from exc
+
+
+def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditResult:
+    bounds = bounds or AuditBounds()
+    started = datetime.now(UTC)
+    roots = [Path(os.path.realpath(p)) for p in paths]
+    ctx = Context(roots=roots, bounds=bounds)
+    files: list[AuditedFile] = []
+    skipped: list[AuditedFile] = []
+    findings: dict[str, list[Finding]] = {}
+    included: set[str] = set()
+    s3_sets: dict[str, list[s3docs.Doc]] = {}
+    for path in files_under(paths, bounds, skipped):
+        record = AuditedFile(path=str(path), status=FileStatus.AUDITED)
+        files.append(record)
+        try:
+            source = ctx.read(path)
+            module = recognise(path.name, source.text)
+            if module is None:
+                raise ConfigError(FileStatus.UNKNOWN, "not a configuration phiwatch recognises")
+            record.kind = module.KIND
+            if module is s3docs:
+                doc = s3docs.read_doc(source)
+                s3_sets.setdefault(str(path.parent), []).append(doc)
+                record.parser = "phiwatch (S3 policy evaluator)"
+                continue
+            parsed = _run(module, source, ctx)
+        except ConfigError as exc:
+            record.status, record.message = exc.status, exc.message
+            continue
+        record.parser = parsed.parser
+        record.includes = parsed.includes
+        if parsed.notes:
+            record.message = "; ".join(parsed.notes)[:500]
+        for finding in parsed.findings:
+            where = finding.location.path if finding.location else str(path)
+            if where != str(path):
+                included.add(where)
+        findings[str(path)] = parsed.findings
+    for folder, docs in s3_sets.items():
+        try:
+            found = s3docs.audit_set(Path(folder).name, docs)
+        except Exception as exc:  # noqa: BLE001
+            for record in files:
+                if record.kind == s3docs.KIND and str(Path(record.path).parent) == folder:
+                    record.status = FileStatus.MALFORMED
+                    record.message = f"S3 documents could not be judged ({exc.__class__.__name__})"
+            continue
+        findings[folder] = found
+    for record in files:
+        parent = ctx.included_by.get(os.path.realpath(record.path))
+        if parent is not None and parent != record.path:
+            included.add(record.path)
+            record.status, record.message = FileStatus.AUDITED, f"read as an include of {parent}"
+            record.kind = record.kind or next((r.kind for r in files if r.path == parent), None)
+    result: list[Finding] = []
+    for key, found in findings.items():
+        if key in included:
+            continue  # read as part of the file that includes it; its findings are there
+        result.extend(found)
+    for record in files:
+        record.findings = sum(1 for f in result if f.location and f.location.path == record.path)
+    result = _unique(result)
+    audit = AuditResult(
+        audit=AuditInfo(id=f"audit-{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", start=started,
+                        end=datetime.now(UTC), version=__version__, paths=[str(p) for p in paths], bounds=bounds),
+        files=files + skipped,
+        findings=result,
+    )
+    for source in ctx.sources:
+        if source.secrets or source.secret_lines:
+            audit._secrets[str(source.path)] = (frozenset(source.secrets), frozenset(source.secret_lines))
+    return audit
+
+
+def _unique(found: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, int | None, str]] = set()
+    out: list[Finding] = []
+    for f in found:
+        key = (f.check_id, f.location.path if f.location else "", f.location.line if f.location else None,
+               f.evidence)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
