@@ -40,8 +40,27 @@ def _client(session: Any, service: str, endpoint_url: str | None, region: str | 
     config = Config(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=30,
                     s3={"addressing_style": "path"} if endpoint_url else None,
                     inject_host_prefix=endpoint_url is None)
-    return session.create_client(service, endpoint_url=endpoint_url if service != "sts" or endpoint_url else None,
-                                 region_name=region or "us-east-1", config=config)
+    client = session.create_client(service, endpoint_url=endpoint_url, region_name=region or "us-east-1",
+                                   config=config)
+    if service == "s3control" and endpoint_url:
+        # s3control's endpoint rules put the account id in front of the host name; an S3-compatible
+        # endpoint given by address has no such names, so the request goes to the endpoint as given
+        # (rewritten before signing, so the signature covers the host it is sent to)
+        client.meta.events.register("before-sign.s3-control", _endpoint_as_given(endpoint_url))
+    return client
+
+
+def _endpoint_as_given(endpoint_url: str) -> Any:
+    from urllib.parse import urlsplit, urlunsplit
+
+    wanted = urlsplit(endpoint_url)
+
+    def rewrite(request: Any, **_: Any) -> None:
+        parts = urlsplit(request.url)
+        if parts.netloc != wanted.netloc:
+            request.url = urlunsplit((parts.scheme, wanted.netloc, parts.path, parts.query, parts.fragment))
+
+    return rewrite
 
 
 def _call(notes: list[str], what: str, func: Any, **kwargs: Any) -> tuple[dict[str, Any] | None, str | None]:
