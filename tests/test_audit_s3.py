@@ -27,13 +27,16 @@ from pathlib import Path
 
 import pytest
 
-from phiwatch.lab.canary import CANARY_NAME_TOKENS, canary_bytes
+from phiwatch.audit.s3bucket import PAB_KEYS
+from phiwatch_lab.canary import CANARY_NAME_TOKENS, canary_bytes
 
 BASE = int(os.environ.get("PHIWATCH_TEST_BASE", "31100"))
 PORT = BASE + 95
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "PWCANARYSECRETKEY-8c1d0e2f9a",
-       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
-HL7 = b"MSH|^~\\&|RIS|HOSP|PACS|HOSP|202101011200||ADT^A01|1|P|2.5\rPID|1||PWCANARY-7Q3Z-0001||PHIWATCHCANARY^ZELDA\r"
+       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
+       "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+HL7 = (b"MSH|^~\\&|RIS|HOSP|PACS|HOSP|202101011200||ADT^A01|1|P|2.5\r"
+       b"PID|1||PWCANARY-7Q3Z-0001||PHIWATCHCANARY^ZELDA\r")
 
 
 def _wait(port: int, deadline: float) -> None:
@@ -89,8 +92,8 @@ def _populate(url: str) -> None:
         {**public_read, "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-0a1b2c3d"}}}]))
     s3.put_object(Bucket="acl-ignored", Key="scan.dcm", Body=canary_bytes())
     s3.put_bucket_acl(Bucket="acl-ignored", ACL="public-read")
-    s3.put_public_access_block(Bucket="acl-ignored", PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    all_on = dict.fromkeys(PAB_KEYS, True)
+    s3.put_public_access_block(Bucket="acl-ignored", PublicAccessBlockConfiguration=all_on)
     s3.put_object(Bucket="deny-fenced", Key="scan.dcm", Body=canary_bytes())
     s3.put_bucket_policy(Bucket="deny-fenced", Policy=_policy("deny-fenced", [
         public_read,
@@ -128,8 +131,8 @@ def test_each_bucket_gets_the_verdict_of_all_its_layers(endpoint, tmp_path):
     # Principal * for GetObject and ListBucket, medical files in the sampled heads
     assert "s3_bucket_medical_files_exposed" in found["pacs-open"]
     # the same statement pinned to one VPC endpoint: not public
-    assert not {"s3_bucket_medical_files_exposed", "s3_bucket_public_read", "s3_bucket_public_listing"} & found.get(
-        "pacs-vpce", set())
+    public = {"s3_bucket_medical_files_exposed", "s3_bucket_public_read", "s3_bucket_public_listing"}
+    assert not public & found.get("pacs-vpce", set())
     # a public-read ACL made void by IgnorePublicAcls; every block setting on: no block finding either
     assert not found.get("acl-ignored", set()) & {"s3_bucket_public_listing", "s3_bucket_medical_files_exposed",
                                                    "s3_block_public_access_off"}

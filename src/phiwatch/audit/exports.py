@@ -60,9 +60,10 @@ def audit(source: Source, ctx: Context) -> Parsed:
                 bad += 1
                 continue
             host = match.group("host") or "*"
-            options = {o.strip() for o in (match.group("options") or "").split(",") if o.strip()}
+            listed = [o.strip() for o in (match.group("options") or "").split(",") if o.strip()]
+            options = set(listed)
             fixed = ",".join(["ro" if o == "rw" else "root_squash" if o == "no_root_squash" else
-                              "secure" if o == "insecure" else o for o in sorted(options)] or ["ro"])
+                              "secure" if o == "insecure" else o for o in listed] or ["ro"])
             new_line = " ".join(
                 [words[0]] + [(f"<your-clients>({fixed})" if c == client and broad(host) else
                                (c.replace("no_root_squash", "root_squash").replace("insecure", "secure")

@@ -17,7 +17,7 @@ MIN_GLOBAL_SECRET = 8
 # key = value, key: value, key value, "key": "value" where the key names a secret
 _SECRET_KEY = re.compile(
     r"""(?ix)
-    (?P<key>["']?[\w.\-]*(?:pass(?:word|wd|phrase)?|secret|token|credential|private[_\s-]?key|api[_\s-]?key
+    (?P<key>["']?[\w.\-]*(?:pass(?:word|wd|phrase)?|secret|token|credential|authorization|private[_\s-]?key|api[_\s-]?key
         |access[_\s-]?key|auth[_\s-]?key|psk)[\w.\- ]*["']?)
     (?P<sep>\s*[=:]\s*|\s+)
     (?P<value>\S.*?)

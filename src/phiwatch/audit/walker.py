@@ -85,6 +85,9 @@ def files_under(paths: list[Path], bounds: AuditBounds, skipped: list[AuditedFil
                         return
                     count += 1
                     yield path
+                else:
+                    skipped.append(AuditedFile(path=str(path), status=FileStatus.SKIPPED,
+                                               message="not a regular file (FIFO, socket, device): never opened"))
 
 
 def _run(module: ModuleType, source: Source, ctx: Context) -> Parsed:
