@@ -32,7 +32,8 @@ def started(name: str, served: str = "root") -> Iterator[tuple[dict, Truth]]:
     folder.chmod(0o755)
     try:
         with control.single(name, folder, BASE) as entries:
-            yield entries[0], local_truth(folder / name / served)
+            entry = {**entries[0], "served": str(folder / name / served)}  # the folder on disk
+            yield entry, local_truth(folder / name / served)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

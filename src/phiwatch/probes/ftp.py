@@ -28,6 +28,7 @@ from .walk import (
     Budget,
     Entry,
     FileOptions,
+    Inexpressible,
     Outcome,
     Unreadable,
     WalkLimits,
@@ -223,7 +224,7 @@ class FtpTree:
             for chunk in transfer:
                 data += chunk
         except ValueError:  # a name with a line break cannot be sent
-            raise Unreadable("name") from None
+            raise Inexpressible("name") from None
         finally:
             transfer.close()
         return bytes(data), len(data) < limit

@@ -54,6 +54,7 @@ from .walk import (
     Budget,
     Entry,
     FileOptions,
+    Inexpressible,
     Outcome,
     Stop,
     Unreadable,
@@ -180,7 +181,7 @@ class RsyncTree:
     def head(self, path: str, item: Entry, limit: int) -> tuple[bytes, bool]:
         relative = path.lstrip("/")
         if GLOB.search(relative) or f" {_decode(self.module)}/" in f" {relative}":
-            raise Unreadable("name the daemon would expand")  # the daemon globs its arguments
+            raise Inexpressible("name the daemon would expand")  # the daemon globs its arguments
         wire, major, _ = self.connections.open()
         try:
             if major < PROTOCOL or open_module(wire, self.module) != "ok":

@@ -55,6 +55,7 @@ from .walk import (
     Budget,
     Entry,
     FileOptions,
+    Inexpressible,
     Outcome,
     Stop,
     Unreadable,
@@ -427,7 +428,7 @@ class BucketTree:
         except ClientError:
             raise Unreadable("object refused") from None
         except ParamValidationError:
-            raise Unreadable("name") from None
+            raise Inexpressible("name") from None
         data = answer["Body"].read()[:limit]
         total = _total(answer.get("ContentRange"))
         if total is not None:

@@ -72,6 +72,11 @@ class Unreadable(Exception):
     """This folder or file is not readable for the visitor; the walk goes on elsewhere."""
 
 
+class Inexpressible(Unreadable):
+    """The protocol cannot name this file (a glob character for rsync's daemon, a line break in an
+    FTP command, a key botocore refuses): it is counted from its name, as an estimate, never dropped."""
+
+
 @dataclass
 class Budget:
     """What one host may still cost: bytes, files sniffed and wall time, over all its shares."""
@@ -200,21 +205,23 @@ class BoundedWalk:
                 and self.budget.sniffed < self.limits.max_files
                 and self.budget.bytes_left() > 0
             )
-            if can_sniff:
+            if can_sniff and self._sniff(path, item):
                 here += 1
-                self._sniff(path, item)
             elif hint in MEDICAL_KINDS:
                 self.counts.setdefault(hint, FileKindCount()).estimated += 1
                 self.share.limited = True
         return folders
 
-    def _sniff(self, path: str, item: Entry) -> None:
+    def _sniff(self, path: str, item: Entry) -> bool:
+        """Read and sniff one file's head; False when the protocol cannot name it (then it is estimated)."""
         budget = self.limits.file_budget
         limit = min(budget, self.budget.bytes_left())
         try:
             data, complete = self.tree.head(posixpath.join(path, item.name), item, limit)
+        except Inexpressible:
+            return False
         except Unreadable:
-            return
+            return True
         data = data[:limit]
         self.budget.sniffed += 1
         self.share.files_sniffed += 1
@@ -227,6 +234,7 @@ class BoundedWalk:
             else:
                 count.estimated += 1
             self.phi.setdefault(found.kind, set()).update(found.phi_attributes)
+        return True
 
     def facts(self) -> ShareFacts:
         share = self.share
