@@ -387,7 +387,7 @@ def test_no_secret_reaches_any_output(tmp_path):
     assert all(SECRET not in text for text in texts)
     # the short default password stays out of every fix and diff line that holds it
     assert f'"orthanc" : "{SHORT_SECRET}"' not in "".join(texts)
-    assert "rsyncd.secrets: unknown-kind" in done.stdout
+    assert "unknown-kind: 1 files or folders under this path" in done.stdout  # the secrets file, never read out
 
 
 def test_bad_input_ends_in_a_status_per_file_never_a_traceback(tmp_path):
@@ -395,7 +395,7 @@ def test_bad_input_ends_in_a_status_per_file_never_a_traceback(tmp_path):
     write(conf, "binary.conf", "")
     (conf / "binary.conf").write_bytes(b"\x7fELF\x00\x01\x02" * 100)
     write(conf, "huge.conf", "# filler\n" * 200_000)
-    write(conf, "notes.txt", "shopping list: milk\n")
+    write(conf, "notes.conf", "shopping list: milk\n")
     write(conf, "broken/nginx.conf", "http { server { location / { autoindex on;\n")
     write(conf, "broken/orthanc.json", '{ "DicomAet" : "X", "HttpPort" : 8042, \n')
     write(conf, "broken/httpd.conf", "<Directory /srv>\n  Options Indexes\n")
@@ -411,7 +411,7 @@ def test_bad_input_ends_in_a_status_per_file_never_a_traceback(tmp_path):
              for f in json.loads((tmp_path / "out" / "audit.json").read_text())["files"]}
     assert files["binary.conf"]["status"] == "binary"
     assert files["huge.conf"]["status"] == "too-large"
-    assert files["notes.txt"]["status"] == "unknown-kind"
+    assert files["notes.conf"]["status"] == "unknown-kind"
     for name in ("broken/nginx.conf", "broken/orthanc.json", "broken/httpd.conf", "broken/ganesha.conf"):
         assert files[name]["status"] == "malformed", name
         assert files[name]["message"]

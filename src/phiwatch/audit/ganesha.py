@@ -34,8 +34,7 @@ class Block:
 def recognise(name: str, text: str) -> bool:
     if name.startswith("ganesha") and name.endswith(".conf"):
         return True
-    upper = text.upper()
-    return "EXPORT" in upper and "FSAL" in upper and "{" in text
+    return bool(re.search(r"(?mi)^\s*EXPORT\s*\{", text)) and bool(re.search(r"(?i)\bFSAL\s*\{", text))
 
 
 def _tokens(source: Source) -> list[tuple[str, int]]:

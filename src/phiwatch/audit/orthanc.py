@@ -94,11 +94,13 @@ def audit(source: Source, ctx: Context) -> Parsed:
         reach = "from any address (RemoteAccessAllowed true)" if remote else (
             "from this host only (RemoteAccessAllowed false), and from anywhere through a reverse proxy")
         if not auth:
-            check = "dicomweb_studies_exposed" if medical else "web_pacs_open"
-            held = f"; its storage holds {medical} DICOM files" if medical else ""
-            add(finding(check, f"AuthenticationEnabled is false: the REST API answers without a login {reach}"
-                        f"{held}", source, line("AuthenticationEnabled"),
-                        fix=setting("AuthenticationEnabled", "true"), port=http_port, protocol="http"))
+            evidence = f"AuthenticationEnabled is false: the REST API answers without a login {reach}"
+            fix = setting("AuthenticationEnabled", "true")
+            add(finding("web_pacs_open", evidence, source, line("AuthenticationEnabled"), fix=fix,
+                        port=http_port, protocol="http"))
+            if medical:
+                add(finding("dicomweb_studies_exposed", f"{evidence}; its storage holds {medical} DICOM files",
+                            source, line("AuthenticationEnabled"), fix=fix, port=http_port, protocol="http"))
         elif isinstance(users, dict):
             for user, password in users.items():
                 at = key_line(clean, str(user), line("RegisteredUsers"), line("RegisteredUsers"))

@@ -27,6 +27,37 @@ from .source import Source
 KINDS: tuple[ModuleType, ...] = (orthanc, s3docs, dcmqrscp, ganesha, exports, vsftpd, proftpd, samba, rsyncd,
                                  nginx, apache)
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules"}
+# Files and folders whose names are shown in a status line. Any other name is only counted: folders
+# of medical data are named after patients, and the walk may pass through them.
+CONFIG_SUFFIXES = (".conf", ".cfg", ".cf", ".json", ".ini", ".config", ".cnf", ".rules", ".exports", ".htaccess")
+CONFIG_NAMES = {"exports", "smb.conf", "httpd.conf", "apache2.conf", "nginx.conf"}
+
+
+def shown(path: str, given: set[str]) -> bool:
+    """Whether a path may appear in a status line: given by the user, or named like a configuration."""
+    name = os.path.basename(path)
+    return path in given or name in CONFIG_NAMES or name.lower().endswith(CONFIG_SUFFIXES)
+
+
+def counted(records: list[AuditedFile], given: set[str], roots: list[Path]) -> list[AuditedFile]:
+    """Records with names that may be shown, plus one line per given path and status for the rest."""
+    kept: list[AuditedFile] = []
+    hidden: dict[tuple[str, FileStatus], int] = {}
+    reasons: dict[tuple[str, FileStatus], set[str]] = {}
+    for record in records:
+        if record.status == FileStatus.AUDITED or record.kind is not None or shown(record.path, given):
+            kept.append(record)
+            continue
+        root = next((str(r) for r in roots if record.path == str(r) or record.path.startswith(str(r) + os.sep)),
+                    "")
+        hidden[(root, record.status)] = hidden.get((root, record.status), 0) + 1
+        reasons.setdefault((root, record.status), set()).add(record.message or "")  # messages name no path
+    for (root, status), count in sorted(hidden.items()):
+        why = "; ".join(sorted(m for m in reasons[(root, status)] if m))[:300]
+        kept.append(AuditedFile(path=root, status=status, message=f"{count} files or folders under this path: "
+                                f"{why or status.value} (names not shown: folders of medical data are often "
+                                "named after patients)"))
+    return kept
 
 
 def recognise(name: str, text: str) -> ModuleType | None:
@@ -165,7 +196,7 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
     audit = AuditResult(
         audit=AuditInfo(id=f"audit-{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", start=started,
                         end=datetime.now(UTC), version=__version__, paths=[str(p) for p in paths], bounds=bounds),
-        files=files + skipped,
+        files=counted(files + skipped, {str(p) for p in paths}, [Path(str(p)) for p in paths]),
         findings=result,
     )
     for source in ctx.sources:
