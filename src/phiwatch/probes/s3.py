@@ -72,7 +72,11 @@ MAX_PAGE = 4 * 1024 * 1024  # bytes of one ListObjectsV2 page
 MAX_ERROR = 64 * 1024  # bytes of an error answer (or any other answer)
 MAX_KEYS = 1000
 MAX_BUCKET_NAMES = 1000
-DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+# Answers of an endpoint that wants credentials or a signature (rclone's serve s3 with --auth-key answers
+# an unsigned request with UnsupportedAlgorithm, and no S3 header).
+DENIED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+          "UnsupportedAlgorithm", "MissingSecurityHeader", "AuthorizationHeaderMalformed", "InvalidSecurity",
+          "CredentialsNotSupported", "RequestTimeTooSkewed", "MissingAuthenticationToken"}  # fmt: skip
 S3_CODES = DENIED | {
     "NoSuchBucket", "NoSuchKey", "PermanentRedirect", "TemporaryRedirect", "InvalidBucketName",
     "MissingSecurityHeader", "AuthorizationHeaderMalformed", "InvalidRequest", "InvalidArgument",
