@@ -40,6 +40,20 @@ def encoded(ds: Dataset) -> bytes:
     return encode(ds, True, True) or b""
 
 
+async def serve_finds(reader, writer, context_id: int, identifiers: list[bytes], sop_class: str) -> None:
+    """Answer every C-FIND-RQ (one PDU here) in full, until A-RELEASE-RQ."""
+    while True:
+        pdu_type, _ = await read_pdu(reader)
+        if pdu_type == 5:  # A-RELEASE-RQ
+            writer.write(pdu(6, b"\x00" * 4))
+            await writer.drain()
+            return
+        for identifier in identifiers:
+            writer.write(find_rsp_raw(context_id, 0xFF00, identifier, sop_class))
+        writer.write(find_rsp_raw(context_id, 0x0000, None, sop_class))
+        await writer.drain()
+
+
 def answering(context_id: int, identifiers: list[bytes], sop_class: str):
     async def scenario(reader, writer):
         await read_pdu(reader)
@@ -48,17 +62,7 @@ def answering(context_id: int, identifiers: list[bytes], sop_class: str):
         await read_pdu(reader)  # C-ECHO-RQ
         writer.write(echo_rsp(1))
         await writer.drain()
-        while True:
-            pdu_type, _ = await read_pdu(reader)
-            if pdu_type == 5:  # A-RELEASE-RQ
-                writer.write(pdu(6, b"\x00" * 4))
-                await writer.drain()
-                return
-            # A C-FIND-RQ (one PDU here): answer it in full
-            for identifier in identifiers:
-                writer.write(find_rsp_raw(context_id, 0xFF00, identifier, sop_class))
-            writer.write(find_rsp_raw(context_id, 0x0000, None, sop_class))
-            await writer.drain()
+        await serve_finds(reader, writer, context_id, identifiers, sop_class)
 
     return scenario
 
@@ -145,4 +149,34 @@ def test_answers_without_uid_and_with_unasked_private_elements_are_named_not_quo
     assert (query.studies, query.responses_without_uid, query.instances) == (3, 3, None)
     assert query.studies_without_instance_count == 3
     assert query.unrequested_attributes == ["(0009,1001)"]
+    no_canary(outcome)
+
+
+def test_a_peer_that_aborts_the_study_query_is_still_asked_its_worklist_on_a_new_association():
+    connections = []
+
+    async def scenario(reader, writer):
+        connections.append(1)
+        await read_pdu(reader)
+        writer.write(associate_ac({1: IMPLICIT, STUDY_CONTEXT: IMPLICIT, WORKLIST_CONTEXT: IMPLICIT}))
+        await writer.drain()
+        if len(connections) == 1:
+            await read_pdu(reader)  # C-ECHO-RQ
+            writer.write(echo_rsp(1))
+            await writer.drain()
+            await read_pdu(reader)  # the study C-FIND: refused with an abort, like Orthanc
+            writer.write(pdu(7, b"\x00\x00\x02\x00"))
+            await writer.drain()
+            return
+        # The second association: no C-ECHO this time, straight to the worklist C-FIND
+        item = encoded(worklist_item(2))
+        await serve_finds(reader, writer, WORKLIST_CONTEXT, [item], dicom_worklist.WORKLIST_FIND)
+
+    outcome = probe(scenario)
+    # Then the study query is refused, the worklist on the second association exposed
+    assert len(connections) == 2
+    assert outcome.facts.query is not None and outcome.facts.query.refusal == "abort"
+    worklist = outcome.facts.worklist
+    assert worklist is not None and (worklist.items, worklist.procedure_steps) == (1, 2)
+    assert outcome.status is ProbeStatus.EXPOSED
     no_canary(outcome)

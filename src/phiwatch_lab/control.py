@@ -36,6 +36,7 @@ from .certs import make_self_signed, write_private
 from .datasets import DCMQR_FILES, sample_files
 from .errors import LabError
 from .process import ProcessRecord
+from .worklists import WORKLIST_AE, build_worklist
 
 DEFAULT_BASE_PORT = 21100
 READY_TIMEOUT = 30.0
@@ -192,6 +193,10 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     ):
         storage = state / name / "storage"
         storage.mkdir(parents=True)
+        # The open Orthanc also serves a Modality Worklist (dcmtk's example items and the canary's).
+        worklists = state / name / "worklists" if name == "orthanc-open" else None
+        if worklists is not None:
+            build_worklist(worklists)
         config = orthanc.render_config(
             name=f"PHIWATCH-LAB-{name.upper()}",
             aet=aet,
@@ -201,6 +206,7 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
             locked=locked,
             password=password if locked else None,
             default_credentials=name == "orthanc-default",
+            worklists=worklists / WORKLIST_AE if worklists is not None else None,
         )
         config_path = state / name / "orthanc.json"
         orthanc.write_config(config_path, config)

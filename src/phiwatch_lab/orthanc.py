@@ -19,6 +19,8 @@ from .certs import write_private
 from .errors import LabError
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+# Orthanc's own Modality Worklist plugin (Debian package orthanc): serves the *.wl files of a folder.
+WORKLIST_PLUGIN = Path("/usr/share/orthanc/plugins/libModalityWorklists.so")
 OPEN_AET = "ORTHANC"
 LOCKED_AET = "LOCKEDPACS"
 LOCKED_USER = "phiwatch-lab"
@@ -58,11 +60,14 @@ def render_config(
     locked: bool,
     password: str | None = None,
     default_credentials: bool = False,
+    worklists: Path | None = None,
 ) -> dict[str, object]:
     """An Orthanc configuration: wide open (locked=False) or locked down (locked=True).
 
     default_credentials=True: the sample configuration's user orthanc:orthanc, HTTP Basic
     required, C-FIND refused to unknown callers, other DICOM settings at Orthanc's defaults.
+    worklists: a folder of *.wl files served by the ModalityWorklists plugin to any caller
+    (DicomAlwaysAllowFindWorklist), when the plugin is installed.
     """
     config: dict[str, object] = {
         "Name": name,
@@ -115,9 +120,16 @@ def render_config(
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowStore": True,
         }
+    plugins: list[str] = []
     if dicomweb_available():
-        config["Plugins"] = [str(DICOMWEB_PLUGIN)]
+        plugins.append(str(DICOMWEB_PLUGIN))
         config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/", "EnableWado": True}
+    if worklists is not None and WORKLIST_PLUGIN.is_file():
+        plugins.append(str(WORKLIST_PLUGIN))
+        config["Worklists"] = {"Enable": True, "Database": str(worklists)}
+        config["DicomAlwaysAllowFindWorklist"] = True
+    if plugins:
+        config["Plugins"] = plugins
     return config
 
 

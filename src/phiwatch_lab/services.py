@@ -89,9 +89,11 @@ def build_services(
             "orthanc-open",
             base,
             "dicom",
-            "Orthanc 1.10, any called AE, C-FIND allowed for any caller: studies exposed.",
+            "Orthanc 1.10, any called AE, C-FIND allowed for any caller: studies exposed; its "
+            "ModalityWorklists plugin serves dcmtk's example worklist and the canary's item to anyone.",
             {
                 "association": "accepted",
+                "worklist": "exposed" if orthanc.WORKLIST_PLUGIN.is_file() else "not-offered",
                 "called_ae_checked": False,
                 "echo": "success",
                 "query": "exposed",
