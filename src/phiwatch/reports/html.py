@@ -302,6 +302,7 @@ class FindingView:
     evidence: str
     studies: int | None
     instances: int | None
+    worklist_items: int
     files: list[tuple[str, int]]
     phi_attributes: list[str]
     description: str | None
@@ -448,6 +449,7 @@ def build_context(result: ScanResult) -> dict[str, Any]:
                 evidence=clean(f.evidence, 2000),
                 studies=e.studies if e is not None else None,
                 instances=e.instances if e is not None else None,
+                worklist_items=e.worklist_items if e is not None else 0,
                 files=[(k, v) for k, v in (("DICOM", e.files.dicom), ("HL7", e.files.hl7), ("X12", e.files.x12))
                        if v] if e is not None else [],
                 phi_attributes=[clean(a, 64) for a in (e.phi_attributes if e is not None else [])],

@@ -97,6 +97,8 @@ def _exposure_text(finding: Finding) -> str:
     instances = "unknown" if exposure.instances is None else exposure.instances
     text = (f"{exposure.studies} studies, {instances} instances, files: {files.dicom} DICOM, "
             f"{files.hl7} HL7, {files.x12} X12")
+    if exposure.worklist_items:
+        text += f", {exposure.worklist_items} worklist items"
     if exposure.phi_attributes:
         text += "; PHI attribute names: " + ", ".join(escape(name, 80) for name in exposure.phi_attributes)
     return text

@@ -43,7 +43,10 @@ def count_that_matters(finding: Finding) -> str:
         return ""
     parts = []
     if exposure.studies or exposure.instances:
-        parts.append(f"{exposure.studies} studies, {exposure.instances} instances")
+        instances = "unknown" if exposure.instances is None else exposure.instances
+        parts.append(f"{exposure.studies} studies, {instances} instances")
+    if exposure.worklist_items:
+        parts.append(f"{exposure.worklist_items} worklist items")
     files = exposure.files
     kinds = [f"{n} {kind}" for kind, n in (("DICOM", files.dicom), ("HL7", files.hl7), ("X12", files.x12)) if n]
     if kinds:
