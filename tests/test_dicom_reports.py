@@ -84,3 +84,14 @@ def test_a_worklist_exposure_is_critical_counted_and_not_an_arbitrary_ae_finding
 def test_the_same_acceptance_under_the_default_title_is_a_finding():
     facts = WORKLIST.model_copy(update={"called_ae": "ANY-SCP", "called_ae_supplied": False})
     assert "dicom_any_called_ae_accepted" in {f.check_id for f in scan(dicom_service(106, facts)).findings}
+
+
+def test_a_diff_says_unknown_for_an_instance_count_the_server_stopped_giving():
+    from phiwatch.diff import diff_scans
+
+    assert PER_SERIES.query is not None
+    counted = PER_SERIES.query.model_copy(update={"instances": 40, "studies_without_instance_count": 0})
+    before = scan(dicom_service(104, PER_SERIES.model_copy(update={"query": counted})))
+    after = scan(dicom_service(104, PER_SERIES))
+    changes = diff_scans(before, after).changed
+    assert [c.what for c in changes if c.key[0] == "dicom_study_data_exposed"] == [["instances 40 -> unknown"]]

@@ -52,9 +52,11 @@ def _differences(before: Finding, after: Finding) -> list[str]:
         what.append(f"severity {before.severity.value} -> {after.severity.value}")
     old, new = before.exposure, after.exposure
     if old is not None and new is not None:
-        for field in ("studies", "instances"):
-            if getattr(old, field) != getattr(new, field):
-                what.append(f"{field} {getattr(old, field)} -> {getattr(new, field)}")
+        for field in ("studies", "instances", "worklist_items"):
+            before_count, after_count = getattr(old, field), getattr(new, field)
+            if before_count != after_count:
+                shown = ["unknown" if n is None else str(n) for n in (before_count, after_count)]
+                what.append(f"{field.replace('_', ' ')} {shown[0]} -> {shown[1]}")
         if old.files != new.files:
             what.append("file counts changed")
         added = sorted(set(new.phi_attributes) - set(old.phi_attributes))
