@@ -73,3 +73,4 @@ def test_an_endpoint_that_asks_for_a_signature_is_s3_and_refuses():
     assert facts is not None and facts.access == "denied" and facts.random_bucket == "UnsupportedAlgorithm"
     assert all(not share.readable and not share.files for share in facts.shares)
     assert {f.check_id for f in evaluate(svc)} == set()
+

@@ -201,6 +201,9 @@ class HttpFacts(Model):
     default_login_user: str | None = Field(None, description="User name of an accepted default login")
     default_logins_tried: int = 0
     cors_wildcard_credentials: bool = False
+    bucket_names: list[str] = Field(
+        [], description="S3 bucket names the root page links to or its CORS origin names (valid bucket names only)"
+    )
     dicomweb: list[DicomWebExposure] = []
     vulnerabilities: list[str] = []
     requests: int = 0
@@ -241,6 +244,7 @@ class RepositoryFacts(Model):
     dialect: str | None = Field(None, description="SMB dialect, rsync or NFS version, or web index style")
     smb1: bool | None = Field(None, description="The server accepted an SMB1 (NT LM 0.12) negotiate")
     signing_required: bool | None = Field(None, description="SMB: the server requires message signing")
+    hinted_buckets: int = Field(0, description="S3: bucket names found elsewhere in the scan and tried")
     random_bucket: str | None = Field(
         None, description="S3: the error code an unsigned request for a random bucket name got (NoSuchBucket: "
         "anonymous requests are served; AccessDenied: they are refused)",

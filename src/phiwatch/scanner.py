@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .checks import evaluate
 from .engine import Channel, Engine, Limits
 from .models import UNFINISHED, Finding, ProbeStatus, Service
+from .probes import bucket_names
 from .probes.identify import ProbeOptions, service_on
 from .targets import TargetSet
 
@@ -67,6 +68,10 @@ class Scanner:
         self.findings: list[Finding] = []
         self._hosts: dict[str, list[float]] = {}  # host -> [jobs left, started]; only hosts in flight
         self._per_service = False
+        # S3 endpoints that serve anonymous requests but read no bucket, held back until their host is
+        # done, and the bucket names that host's other services gave (probes.bucket_names).
+        self._held: dict[str, list[Service]] = {}
+        self._names: dict[str, list[str]] = {}
         self.progress = Progress(total=0)
 
     def _jobs(self, targets: TargetSet) -> Iterator[tuple[str, int]]:
@@ -109,6 +114,10 @@ class Scanner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for held in self._held.values():  # endpoints held back for names: as first seen
+                for service in held:
+                    self._record(service)
+            self._held.clear()
         finally:
             self.engine.close()
         return ScanOutcome(self.services, self.findings, self.progress, complete)
@@ -135,6 +144,7 @@ class Scanner:
                 record[0] -= 1
                 continue
             del hosts[host]
+            await self._revisit(host)
             if not per_service:
                 progress.done += 1
             self.listener("host-done", host)
@@ -173,7 +183,22 @@ class Scanner:
                               detail=f"internal error in probe: {type(exc).__name__}")
         finally:
             await channel.close()
+        if bucket_names.wants_names(service):
+            self._held.setdefault(host, []).append(service)
+            return
+        self._names.setdefault(host, []).extend(bucket_names.from_service(service))
         self._record(service)
+
+    async def _revisit(self, host: str) -> None:
+        """The host's held-back S3 endpoints, probed again with the bucket names its other services gave."""
+        held, names = self._held.pop(host, []), self._names.pop(host, [])
+        for service in held:
+            try:
+                async with asyncio.timeout(self.config.limits.probe_time):
+                    service = await bucket_names.revisit(self.engine, service, names, self.config.probes.files)
+            except TimeoutError:
+                pass  # the first visit stands
+            self._record(service)
 
     def _record(self, service: Service) -> None:
         findings = evaluate(service)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
 from ..text import sanitize
-from . import dicomweb
+from . import bucket_names, dicomweb
 from .steps import Steps, failure_of
 from .web_catalog import Product, known_flaws, web_catalog
 
@@ -99,6 +99,7 @@ class _Probe:
         title = _TITLE.search(root.body)
         if title:
             facts.title = sanitize(b" ".join(title.group(1).split()), 120)
+        facts.bucket_names = bucket_names.in_text(root.body, root.header("access-control-allow-origin"))
         self._note_auth(root)
 
     def _note_auth(self, response: HttpResponse) -> None:

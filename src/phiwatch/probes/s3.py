@@ -32,7 +32,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from io import BytesIO
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +48,7 @@ from ..models import HttpFacts, ProbeStatus, RepositoryFacts, ShareFacts
 from ..text import sanitize
 from . import webrepo
 from .blocking import os_failure, run_session, session_wall
+from .bucket_names import bucket_name_problem
 from .http_client import USER_AGENT, HttpLimits, HttpSession
 from .walk import (
     BoundedWalk,
@@ -88,26 +88,6 @@ _ERROR_CODE = re.compile(rb"<Error>\s*<Code>([A-Za-z0-9.]{1,64})</Code>")
 
 
 # --- bucket names given by the user -----------------------------------------------------------------
-
-
-def bucket_name_problem(name: str) -> str | None:
-    """Why `name` is not a valid S3 bucket name (AWS general purpose rules), or None."""
-    if not 3 <= len(name) <= 63:
-        return "a bucket name has 3 to 63 characters"
-    if not _BUCKET.match(name):
-        return "only lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
-    if ".." in name or ".-" in name or "-." in name:
-        return "no two adjacent dots, and no dot next to a hyphen"
-    try:
-        ip_address(name)
-        return "a bucket name is not an IP address"
-    except ValueError:
-        pass
-    if name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(
-        ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-    ):
-        return "reserved prefix or suffix"
-    return None
 
 
 def bucket_names(names: list[str] | tuple[str, ...], path: Path | None = None) -> tuple[str, ...]:

@@ -1,0 +1,67 @@
+"""S3 bucket names found elsewhere in a scan: an endpoint that serves anonymous requests but lists no
+bucket (SeaweedFS with no identities) is walked with the names its host's other services gave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from phiwatch.models import HttpFacts, ProbeStatus, RepositoryFacts, Service, ShareFacts
+from phiwatch.probes import bucket_names
+from phiwatch.scanner import ScanConfig, Scanner
+from phiwatch_lab import seaweedfs
+
+from .implementations import expect_like_the_truth, started
+from .parrot import Parrot
+
+
+def test_names_in_pages_scripts_and_cors_origins():
+    page = (b'<a href="https://scans-2021.s3.amazonaws.com/x.dcm">x</a> <a href="https://s3.eu-west-1.amazonaws.com/'
+            b'pacs.backup/">y</a> s3://Exports-Old/ <script>var cfg = {"bucketName": "dicom-inbox"};</script>'
+            b' s3://1.2.3.4/ s3://a/ https://evil.example/notabucket')  # fmt: skip
+    assert bucket_names.in_text(page, "https://cors-origin.s3.amazonaws.com") == [
+        "scans-2021", "pacs.backup", "exports-old", "dicom-inbox", "cors-origin"]  # fmt: skip
+    assert bucket_names.in_text(b"s3://x" * 1_000_000) == []  # too short to be a name, and bounded
+    many = b" ".join(b"s3://bucket-%03d/" % i for i in range(500))
+    assert len(bucket_names.in_text(many)) == bucket_names.MAX_HINTS
+
+
+def test_names_other_services_give():
+    smb = Service(host="h", port=445, protocol="smb", status=ProbeStatus.OPEN,
+                  repository=RepositoryFacts(access="guest", shares=[ShareFacts(name="pacs-export"),
+                                                                     ShareFacts(name="IPC$")]))
+    web = Service(host="h", port=80, protocol="http", status=ProbeStatus.OPEN,
+                  http=HttpFacts(scheme="http", bucket_names=["viewer-assets"]))
+    assert bucket_names.from_service(smb) == ["pacs-export"]  # IPC$ is no bucket name
+    assert bucket_names.from_service(web) == ["viewer-assets"]
+
+
+def test_bucket_names_found_elsewhere_on_the_host_open_the_bucket():
+    page = (b'<html><head><title>Viewer</title><script>const config = {bucket: "' + seaweedfs.BUCKET.encode()
+            + b'"};</script></head><body><a href="s3://pacs-export-old/">old</a></body></html>')  # fmt: skip
+
+    async def web(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(page), page))  # fmt: skip
+        await writer.drain()
+
+    def scan(ports: list[int]) -> dict[int, object]:
+        scanner = Scanner(ScanConfig(ports=ports))
+        outcome = asyncio.run(scanner.run_services([("127.0.0.1", p) for p in ports], len(ports)))
+        return {s.port: s for s in outcome.services}
+
+    with started("seaweedfs-s3") as (entry, truth), Parrot(web) as parrot:
+        # Given SeaweedFS (no bucket list) and, on the same host, a web page whose script names the bucket
+        found = scan([entry["port"], parrot.port])
+        alone = scan([entry["port"]])
+    svc = found[entry["port"]]
+    # Then the endpoint, held back until the host was done, was walked with the names the page gave
+    assert svc.protocol == "s3" and svc.status is ProbeStatus.EXPOSED  # type: ignore[attr-defined]
+    facts = svc.repository  # type: ignore[attr-defined]
+    assert facts.hinted_buckets == 2 and facts.random_bucket == "NoSuchBucket"
+    share = next(s for s in facts.shares if s.name == seaweedfs.BUCKET)
+    expect_like_the_truth(svc, share, truth, "s3_bucket_medical_files_exposed")  # type: ignore[arg-type]
+    assert set(found[parrot.port].http.bucket_names) == {seaweedfs.BUCKET, "pacs-export-old"}  # type: ignore[attr-defined]
+    # And without the page, the same endpoint is only proved open
+    assert alone[entry["port"]].status is ProbeStatus.OPEN  # type: ignore[attr-defined]
