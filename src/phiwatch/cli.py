@@ -247,6 +247,10 @@ def scan(
         help="S3 bucket name to try on every S3 endpoint besides those it lists (repeatable)")] = None,
     s3_buckets_file: Annotated[Path | None, typer.Option("--s3-buckets-file", metavar="FILE",
         help="File of S3 bucket names, one per line (at most 1000)")] = None,
+    no_honeypot_signals: Annotated[bool, typer.Option("--no-honeypot-signals",
+        help="Do not propose the unknown SOP class nor send the control query (see README)")] = False,
+    exclude_honeypots: Annotated[bool, typer.Option("--exclude-honeypots",
+        help="Leave likely honeypots out of the outputs, the counts and the exit code")] = False,
     _config: ConfigOption = None,
 ) -> None:
     """Find DICOM services and prove, without copying patient data, what they expose."""
@@ -296,6 +300,8 @@ def scan(
         jsonl=jsonl,
         verbosity=-1 if quiet else 1 if verbose else 0,
         severities=shown,
+        honeypot_signals=not no_honeypot_signals,
+        exclude_honeypots=exclude_honeypots,
     )
     if quiet:
         request.progress = "none"
@@ -385,7 +391,7 @@ def _load_scan(reference: str, db: Path | None) -> ScanResult:
         path = path / "scan.json"
     if path.is_file():
         try:
-            return ScanResult.model_validate_json(path.read_bytes())
+            return _assessed(ScanResult.model_validate_json(path.read_bytes()))
         except (ValidationError, ValueError) as exc:
             raise UserError(f"{str(path)!r} is not a phiwatch scan.json ({type(exc).__name__})") from exc
     if reference.endswith(".json") or "/" in reference:
@@ -397,7 +403,14 @@ def _load_scan(reference: str, db: Path | None) -> ScanResult:
         store.close()
     if result is None:
         raise UserError(f"no scan.json file and no stored scan named {reference!r} in {str(store.path)!r}")
-    return result
+    return _assessed(result)
+
+
+def _assessed(result: ScanResult) -> ScanResult:
+    """Trust and the exposure ladder, for a scan stored or written without them."""
+    from .trust import assess
+
+    return result if result.summary is not None else assess(result)
 
 
 def _open_store(db: Path | None) -> Any:
@@ -419,6 +432,8 @@ def report(
         help="Directory for the reports")] = Path("."),
     severity: SeverityFilter = None,
     db: DbPath = None,
+    exclude_honeypots: Annotated[bool, typer.Option("--exclude-honeypots",
+        help="Leave likely honeypots out of the reports and their counts")] = False,
     _config: ConfigOption = None,
 ) -> None:
     """Render reports from a stored scan or a scan.json."""
@@ -435,8 +450,15 @@ def report(
     result = _load_scan(scan_ref, db)
     if shown is not None:
         result = result.model_copy(update={"findings": [f for f in result.findings if f.severity in shown]})
+    if exclude_honeypots:
+        from .trust import exclude_honeypots as leave_out
+
+        result = leave_out(result)
     for path in write_reports(result, output, chosen):
         console().print(f"{path.name} written to {path}", markup=False)
+    from .reports.trust_view import summary_line
+
+    console().print(summary_line(result), markup=False)
 
 
 @app.command(cls=Command)

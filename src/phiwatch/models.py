@@ -106,6 +106,19 @@ class AnswerInspection(Model):
     interrupted: str | None = Field(None, description="Why counting stopped early (the counts stand)")
 
 
+class AnswerFacts(Model):
+    """More of a C-FIND's answers, for plausibility signals: sizes, counts and a digest keyed
+    with a secret that lives only as long as the scan's processes. Never a value."""
+
+    largest_identifier_bytes: int = Field(0, description="Largest answer's encoded size (approximate)")
+    pixel_data: bool = Field(False, description="An answer carried Pixel Data (7FE0,0010)")
+    dated_today: int = Field(0, description="Answers whose StudyDate is the day of the scan (+-1 day)")
+    study_uids_digest: str | None = Field(
+        None, description="Keyed digest of the set of Study Instance UIDs; comparable within one scan only")
+    ignores_keys: bool | None = Field(
+        None, description="A control C-FIND for a date range before DICOM existed still matched")
+
+
 class StudyExposure(AnswerInspection):
     """What one bounded STUDY-level C-FIND proved. Never PHI values."""
 
@@ -125,6 +138,7 @@ class StudyExposure(AnswerInspection):
     study_year_min: int | None = None
     study_year_max: int | None = None
     phi_attributes: list[str] = Field([], description="PHI attribute names that came back non-empty")
+    answers: AnswerFacts | None = None
 
 
 class WorklistExposure(AnswerInspection):
@@ -253,6 +267,36 @@ class RepositoryFacts(Model):
     error: str | None = None
 
 
+class TrustReason(StrEnum):
+    """Why a service looks less than real: a closed list (see trust/signals.py)."""
+
+    NO_IMPLEMENTATION_CLASS_UID = "no-implementation-class-uid"
+    ACCEPTS_NONSENSE_SYNTAX = "accepts-nonsense-abstract-syntax"
+    ACCEPTS_EVERY_CONTEXT = "accepts-every-proposed-context"
+    VERSION_CONTRADICTS_CLASS_UID = "version-name-contradicts-class-uid"
+    KNOWN_HONEYPOT_FINGERPRINT = "known-honeypot-fingerprint"
+    UNREQUESTED_ELEMENTS = "unrequested-elements-in-answers"
+    PIXEL_DATA_IN_ANSWERS = "pixel-data-in-answers"
+    OVERSIZED_ANSWERS = "oversized-answers"
+    DUPLICATE_STUDY_UIDS = "duplicate-study-uids"
+    ALL_STUDIES_ONE_YEAR = "all-studies-in-one-year"
+    ALL_STUDIES_TODAY = "all-studies-dated-today"
+    UNIVERSAL_MATCH_ONLY = "answers-only-a-universal-match"
+    IGNORES_QUERY_KEYS = "ignores-query-keys"
+    STUDY_UIDS_SHARED_ACROSS_HOSTS = "study-uids-shared-across-hosts"
+    PERSONA_CONTRADICTED_BY_WEB = "persona-contradicted-by-web-ports"
+
+
+class Trust(Model):
+    """How far a service's answers can be believed; a cluster id says which services look alike."""
+
+    score: float = Field(1.0, ge=0.0, le=1.0, description="1 = nothing implausible seen")
+    honeypot: bool = Field(False, description="Likely a honeypot or a fake: excluded from filtered counts")
+    reasons: list[TrustReason] = []
+    cluster: str | None = Field(
+        None, description="Shared by services with identical fingerprints (a fact, not a verdict)")
+
+
 class Service(Model):
     host: str
     port: int
@@ -266,6 +310,7 @@ class Service(Model):
     http: HttpFacts | None = None
     repository: RepositoryFacts | None = None
     elapsed_ms: int = 0
+    trust: Trust | None = None
 
 
 class FileCounts(Model):
@@ -336,6 +381,7 @@ class ScanOptions(Model):
     aet_file: str | None = None
     try_default_logins: bool = False
     byte_budget: int
+    honeypot_signals: bool = True
 
 
 class ScanInfo(Model):
@@ -349,6 +395,31 @@ class ScanInfo(Model):
     addresses_done: int = 0
 
 
+class LadderStep(Model):
+    step: str
+    raw: int = Field(description="Services that reached this step")
+    filtered: int = Field(description="The same, likely honeypots left out")
+
+
+class ExposureTotals(Model):
+    exposed_services: int = 0
+    studies: int = 0
+    instances: int = 0
+    files: FileCounts = FileCounts()
+
+
+class ScanSummary(Model):
+    """The exposure ladder per protocol family, and exposure totals raw and filtered."""
+
+    ladder: dict[str, list[LadderStep]] = Field(
+        description="dicom, web and files: each step's service count, raw and filtered")
+    likely_honeypots: int = 0
+    fleets: int = Field(0, description="Cluster ids shared by two or more services")
+    raw: ExposureTotals = ExposureTotals()
+    filtered: ExposureTotals = ExposureTotals()
+    honeypots_excluded: bool = Field(False, description="Services marked honeypot were dropped from this file")
+
+
 class ScanResult(Model):
     """The output contract: `scan.json` validates against this model's JSON Schema."""
 
@@ -356,5 +427,6 @@ class ScanResult(Model):
 
     schema_version: Literal[1] = 1
     scan: ScanInfo
+    summary: ScanSummary | None = None
     services: list[Service] = []
     findings: list[Finding] = []

@@ -81,6 +81,8 @@ class ScanRequest:
     jsonl: bool = False  # findings streamed to stdout as JSON lines
     verbosity: int = 0  # -1 findings only, 0 findings and summary, 1 also services
     severities: frozenset[Severity] | None = None  # shown and reported; the store keeps all
+    honeypot_signals: bool = True  # propose an unknown SOP class, inspect answers, control query
+    exclude_honeypots: bool = False  # leave likely honeypots out of scan.json, reports and counts
 
 
 def default_ports() -> list[int]:
@@ -312,6 +314,8 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
         guess_aet=request.guess_aet,
         extra_ae_titles=_ae_titles(request.aet_file),
         max_matches=request.max_matches,
+        trust_signals=request.honeypot_signals,
+        digest_key=secrets.token_bytes(16),
     )
     started = datetime.now(UTC)
     scan_id = started.strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
@@ -335,6 +339,7 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
             aet_file=str(request.aet_file) if request.aet_file else None,
             try_default_logins=request.try_default_logins,
             byte_budget=limits.byte_budget,
+            honeypot_signals=request.honeypot_signals,
         ),
         targets=plan.summary,
     )
@@ -355,7 +360,11 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
     journal = Journal(store, info, request_record(request), request.shard_size)
     outcome = _run_shards(request, config, plan, journal, console, mode, stream)
     info.end = datetime.now(UTC)
-    result = journal.finish(info, outcome)
+    from .trust import assess, exclude_honeypots
+
+    result = assess(journal.finish(info, outcome))
+    if request.exclude_honeypots:
+        result = exclude_honeypots(result)
     if stream is not None:
         stream.rest(result.findings)
     return result

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import DicomFacts, ProbeStatus, RejectReason, StudyExposure, WorklistExposure
 from ..vendors import identify
+from . import dicom_control
 from . import dicom_query as dq
 from . import dicom_ul as dul
 from . import dicom_worklist as dw
@@ -49,6 +50,11 @@ class DicomOptions:
     guess_aet: bool = False
     extra_ae_titles: tuple[str, ...] = ()
     max_matches: int = 1000
+    # Trust signals: propose an unknown SOP class, inspect the answers, send the control
+    # query (probes/dicom_control.py). digest_key keys the Study Instance UID digests; it is
+    # made per scan and never stored.
+    trust_signals: bool = True
+    digest_key: bytes = b"phiwatch"
 
     def candidates(self) -> list[str]:
         """Called AE titles to try after a called-AE reject; empty unless asked for."""
@@ -80,7 +86,9 @@ class _Attempt:
 
     async def run(self) -> ProbeStatus:
         facts = self.facts
-        await self.channel.write(dul.association_request(facts.called_ae, facts.calling_ae))
+        await self.channel.write(
+            dul.association_request(facts.called_ae, facts.calling_ae, self.options.trust_signals)
+        )
         pdu_type, raw = await dul.read_pdu(self.channel)
         if pdu_type == 0x03:
             facts.association = "rejected"
@@ -156,7 +164,9 @@ class _Attempt:
                     accepted.transfer_syntax[context_id],
                     facts.max_pdu_length,
                     self.options.max_matches,
+                    self.options.digest_key if self.options.trust_signals else None,
                 )
+                await self._control(context_id, model, accepted.transfer_syntax[context_id])
             except dq.QueryRefused as refused:
                 facts.query = StudyExposure(
                     status="refused",
@@ -197,6 +207,22 @@ class _Attempt:
         cause = refused.__cause__
         if isinstance(cause, dul.PeerAborted):
             self.facts.abort_source, self.facts.abort_reason = cause.source, cause.reason
+
+    async def _control(self, context_id: int, model: str, transfer_syntax: str) -> None:
+        """The control query (does the server honour keys?), after data came back only."""
+        query = self.facts.query
+        if (query is None or query.answers is None or query.status != "exposed" or query.interrupted
+                or query.answers.pixel_data):
+            return
+        try:
+            query.answers.ignores_keys = await dicom_control.control_query(
+                self.channel, context_id, dq.FIND_MODELS[model], transfer_syntax, self.facts.max_pdu_length
+            )
+        except dq.QueryRefused as refused:  # no conclusion; what the first query proved stands
+            if refused.how == "abort":
+                self._aborted(refused)
+        except ProbeFailure:
+            return
 
     async def _release(self) -> None:
         try:

@@ -33,6 +33,7 @@ from ..engine import Channel, ProbeFailure
 from ..models import ProbeStatus, StudyExposure
 from ..phi import STUDY_QUERY_PHI
 from . import dicom_ul as dul
+from .dicom_answers import AnswerInspector
 from .steps import failure_of
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -359,16 +360,23 @@ async def find_studies(
     transfer_syntax: str,
     peer_max: int | None,
     max_matches: int,
+    digest_key: bytes | None = None,
 ) -> StudyExposure:
-    """A STUDY-level C-FIND with empty keys; when empty, the same with PatientName '*'."""
+    """A STUDY-level C-FIND with empty keys; when empty, the same with PatientName '*'.
+
+    digest_key: also inspect the answers for the trust signals (dicom_answers), keyed with it."""
     exposure = StudyExposure(status="empty", information_model=model_name)
     for attempt, universal in enumerate((False, True)):
         query = study_query(universal)
         inspection = Inspection(query)
         studies = _Studies(max_matches)
+        answers = AnswerInspector(digest_key) if digest_key is not None else None
 
-        def take(ds: Dataset, studies: _Studies = studies, inspection: Inspection = inspection) -> bool:
+        def take(ds: Dataset, studies: _Studies = studies, inspection: Inspection = inspection,
+                 answers: AnswerInspector | None = answers) -> bool:
             inspection.see(ds)
+            if answers is not None:
+                answers.add(ds)
             return studies.take(ds)
 
         try:
@@ -403,5 +411,6 @@ async def find_studies(
             matched_by="universal" if universal else "empty-keys",
             universal_retry=universal,
             interrupted=end.interrupted,
+            answers=answers.facts() if answers is not None else None,
         )
     return exposure

@@ -62,6 +62,12 @@ CONTEXTS: list[tuple[str, str]] = [
     ("pt-storage", "1.2.840.10008.5.1.4.1.1.128"),
 ]
 STORAGE_CONTEXTS = {name for name, _ in CONTEXTS if name.endswith("-storage")}
+# A UID under phiwatch's own root that names no SOP class at all. Proposed last, as one more
+# presentation context in the same A-ASSOCIATE-RQ (no extra connection, nothing sent in it):
+# a real SCP answers "abstract syntax not supported" (3); a server that accepts it accepts
+# anything, as honeypots do. Turned off with the trust signals.
+UNKNOWN_SOP_CLASS = ("unknown-sop-class", "1.2.826.0.1.3680043.10.1492.99.1")
+PROPOSED = [*CONTEXTS, UNKNOWN_SOP_CLASS]
 
 PDU_TYPES = {
     0x01: "A-ASSOCIATE-RQ",
@@ -101,14 +107,16 @@ def valid_ae_title(title: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def association_request(called_ae: str, calling_ae: str) -> bytes:
-    """The A-ASSOCIATE-RQ bytes; the same for every host, so built once per AE pair."""
+def association_request(called_ae: str, calling_ae: str, unknown_syntax: bool = True) -> bytes:
+    """The A-ASSOCIATE-RQ bytes; the same for every host, so built once per AE pair.
+
+    unknown_syntax: propose UNKNOWN_SOP_CLASS as the last context (a honeypot signal)."""
     primitive = A_ASSOCIATE()
     primitive.application_context_name = APPLICATION_CONTEXT
     primitive.calling_ae_title = set_ae(calling_ae, "calling_ae_title", False, False) or ""
     primitive.called_ae_title = set_ae(called_ae, "called_ae_title", False, False) or ""
     contexts = []
-    for index, (_, uid) in enumerate(CONTEXTS):
+    for index, (_, uid) in enumerate(PROPOSED if unknown_syntax else CONTEXTS):
         context = build_context(uid, [IMPLICIT_LE, EXPLICIT_LE])
         context.context_id = 2 * index + 1
         contexts.append(context)
@@ -170,7 +178,7 @@ class Accepted:
 
 def parse_accept(raw: bytes) -> Accepted:
     ac = decode_pdu(ul.A_ASSOCIATE_AC, raw)
-    proposed = {2 * i + 1: (name, uid) for i, (name, uid) in enumerate(CONTEXTS)}
+    proposed = {2 * i + 1: (name, uid) for i, (name, uid) in enumerate(PROPOSED)}
     result = Accepted(contexts=[])
     for item in ac.presentation_context:  # type: ignore[attr-defined]
         context_id = int(item.presentation_context_id or 0)

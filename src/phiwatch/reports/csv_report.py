@@ -13,12 +13,13 @@ from pathlib import Path
 
 from ..compliance import requirements_for
 from ..geo import locate
-from ..models import Finding, ScanResult
+from ..models import Finding, ScanResult, Trust
+from .trust_view import trust_of
 
 COLUMNS = [
     "scan_id", "check_id", "title", "severity", "host", "port", "protocol", "country", "evidence",
     "studies", "instances", "files_dicom", "files_hl7", "files_x12", "phi_attributes", "hipaa", "gdpr",
-    "remediation",
+    "remediation", "trust_score", "likely_honeypot", "trust_reasons", "cluster",
 ]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -28,7 +29,7 @@ def defuse(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def row(scan_id: str, finding: Finding) -> list[str]:
+def row(scan_id: str, finding: Finding, trust: Trust | None = None) -> list[str]:
     exposure = finding.exposure
     mapped = requirements_for(finding.check_id)
     values: list[object] = [
@@ -39,6 +40,8 @@ def row(scan_id: str, finding: Finding) -> list[str]:
         exposure.files.dicom if exposure else "", exposure.files.hl7 if exposure else "",
         exposure.files.x12 if exposure else "", ";".join(exposure.phi_attributes) if exposure else "",
         ";".join(mapped.get("HIPAA", [])), ";".join(mapped.get("GDPR", [])), finding.remediation,
+        f"{trust.score:.3f}" if trust else "", ("yes" if trust.honeypot else "no") if trust else "",
+        ";".join(r.value for r in trust.reasons) if trust else "", (trust.cluster or "") if trust else "",
     ]
     return [defuse(value) for value in values]
 
@@ -47,8 +50,9 @@ def render(result: ScanResult) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
+    trusts = trust_of(result)
     for finding in result.findings:
-        writer.writerow(row(result.scan.id, finding))
+        writer.writerow(row(result.scan.id, finding, trusts.get((finding.host, finding.port))))
     return buffer.getvalue()
 
 

@@ -27,6 +27,7 @@ from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
 from ..targets import address_order
 from .totals import exposure_by_service, total
+from .trust_view import mark, trust_view
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 SEVERITY_COLOURS = {
@@ -535,6 +536,11 @@ def build_context(result: ScanResult) -> dict[str, Any]:
         "frameworks": frameworks,
         "attribution": ATTRIBUTION,
         "severity_colours": {s.value: c for s, c in SEVERITY_COLOURS.items()},
+        "trust": trust_view(result),
+        "trust_marks": {
+            f"{clean(s.host, 80)}:{s.port}": {"text": clean(mark(s.trust), 400), "honeypot": s.trust.honeypot}
+            for s in services if s.trust is not None and mark(s.trust)
+        },
     }
 
 

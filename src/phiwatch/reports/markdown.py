@@ -17,6 +17,7 @@ from ..compliance import fully_observed, requirements_for, summarise
 from ..geo import ATTRIBUTION, locate, summarise_countries
 from ..models import Finding, ScanResult, Severity
 from .totals import exposure_by_service, total
+from .trust_view import mark, trust_of, trust_view
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -76,6 +77,23 @@ def _summary(result: ScanResult) -> list[str]:
     return lines
 
 
+def _ladder(result: ScanResult) -> list[str]:
+    """The exposure ladder and the raw and filtered totals: first, before any finding."""
+    view = trust_view(result)
+    if view is None:
+        return []
+    lines = ["## Exposure ladder", "",
+             f"Services per step of exposure. Filtered leaves out {view.honeypots} likely honeypots"
+             + (" (also left out of the rest of this report)." if view.excluded else ".")
+             + (f" {view.fleets} fleets of identical-looking services." if view.fleets else ""), ""]
+    for family in view.families:
+        lines += _table([family.title, "Raw", "Filtered"],
+                        [[row.title, str(row.raw), str(row.filtered)] for row in family.rows])
+    lines += _table(["Exposure", "Raw", "Filtered"], [[label, str(raw), str(filtered)]
+                                                      for label, raw, filtered in view.totals])
+    return lines
+
+
 def _compliance(result: ScanResult) -> list[str]:
     lines = ["## Compliance", ""]
     complete = fully_observed(result)
@@ -104,7 +122,7 @@ def _exposure_text(finding: Finding) -> str:
     return text
 
 
-def _finding(number: int, finding: Finding) -> list[str]:
+def _finding(number: int, finding: Finding, trust_text: str = "") -> list[str]:
     mapped = requirements_for(finding.check_id)
     compliance = "; ".join(
         f"{escape(framework)} {', '.join(escape(r) for r in ids)}" for framework, ids in mapped.items() if ids
@@ -121,6 +139,8 @@ def _finding(number: int, finding: Finding) -> list[str]:
         f"- **Remediation:** {escape(finding.remediation)}",
         f"- **Compliance:** {compliance or 'none mapped'}",
     ]
+    if trust_text:
+        lines.insert(4, f"- **Trust:** {escape(trust_text)}")
     if finding.references:
         lines.append("- **References:**")
         lines += [f"  - {escape(reference)}" for reference in finding.references]
@@ -138,12 +158,14 @@ def render(result: ScanResult) -> str:
         + ("." if scan.complete else "; incomplete scan."),
         "",
     ]
+    lines += _ladder(result)
     lines += _summary(result)
     lines += _compliance(result)
     lines += ["## Findings", ""]
     ordered = sorted(result.findings, key=lambda f: (-f.severity.rank, f.host, f.port, f.check_id))
+    trusts = trust_of(result)
     for number, finding in enumerate(ordered, start=1):
-        lines += _finding(number, finding)
+        lines += _finding(number, finding, mark(trusts.get((finding.host, finding.port))))
     if not ordered:
         lines += ["No findings.", ""]
     return "\n".join(lines)

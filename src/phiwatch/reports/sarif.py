@@ -21,7 +21,8 @@ from .. import __version__
 from ..checks.metadata import CatalogEntry, catalog_or_empty
 from ..compliance import requirements_for
 from ..geo import locate
-from ..models import Finding, ScanResult, Severity
+from ..models import Finding, ScanResult, Severity, Trust
+from .trust_view import trust_of
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SECURITY_SEVERITY = {
@@ -109,7 +110,7 @@ def _rule(check_id: str, entry: CatalogEntry | None, finding: Finding) -> dict[s
     }
 
 
-def _result(finding: Finding, index: int) -> dict[str, Any]:
+def _result(finding: Finding, index: int, trust: Trust | None = None) -> dict[str, Any]:
     exposure = finding.exposure
     properties: dict[str, Any] = {
         "severity": finding.severity.value,
@@ -118,6 +119,8 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
     }
     if exposure is not None:
         properties["exposure"] = exposure.model_dump(mode="json")
+    if trust is not None:
+        properties["trust"] = trust.model_dump(mode="json")
     where = f"{finding.host}:{finding.port}/{finding.protocol}"
     physical: dict[str, Any] = {"artifactLocation": {"uri": service_uri(finding)}}
     if finding.location is not None:  # a configuration audit: the file and line to annotate
@@ -163,6 +166,10 @@ def build(result: ScanResult) -> dict[str, Any]:
     }
     if result.scan.end is not None:
         invocation["endTimeUtc"] = utc(result.scan.end)
+    trusts = trust_of(result)
+    run_properties: dict[str, Any] = {}
+    if result.summary is not None:  # the exposure ladder, raw and filtered, before the results
+        run_properties["summary"] = result.summary.model_dump(mode="json")
     return {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -170,7 +177,8 @@ def build(result: ScanResult) -> dict[str, Any]:
             "tool": {"driver": driver},
             "automationDetails": {"id": f"phiwatch/{result.scan.id}"},
             "invocations": [invocation],
-            "results": [_result(f, index[f.check_id]) for f in result.findings],
+            "results": [_result(f, index[f.check_id], trusts.get((f.host, f.port))) for f in result.findings],
+            "properties": run_properties,
         }],
     }
 

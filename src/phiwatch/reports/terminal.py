@@ -129,6 +129,10 @@ def summary_lines(result: ScanResult, shown: list[Finding], stored: Path | None,
         data += f"; files: {sums.dicom} DICOM, {sums.hl7} HL7, {sums.x12} X12"
     hidden = len(result.findings) - len(shown)
     lines.append(f"findings: {found}{data}" + (f" ({hidden} below --severity not shown)" if hidden else ""))
+    if result.summary is not None and result.summary.likely_honeypots:
+        from .trust_view import summary_line
+
+        lines.append(summary_line(result))
     if written:
         folder = written[0].parent
         lines.append(f"written to {folder}/: {', '.join(p.name for p in written)}")
