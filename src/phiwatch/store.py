@@ -255,7 +255,9 @@ class Store:
         # The order of scan.json: services by address and port, findings by severity first.
         result.services.sort(key=lambda s: (address_order(s.host), s.port))
         result.findings.sort(key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
-        return result
+        from .trust import assess  # trust is a function of the stored facts: computed, not stored
+
+        return assess(result)
 
     def close(self) -> None:
         self.engine.dispose()
