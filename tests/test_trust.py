@@ -32,8 +32,7 @@ from phiwatch.models import (
 )
 from phiwatch.models import FileKindCount as Kind
 from phiwatch.probes import dicom_ul as dul
-from phiwatch.probes.dicom_answers import AnswerInspector, requested_tags
-from phiwatch.probes.dicom_query import study_query
+from phiwatch.probes.dicom_answers import AnswerInspector
 from phiwatch.reports.csv_report import render as render_csv
 from phiwatch.reports.html import render as render_html
 from phiwatch.reports.markdown import render as render_md
@@ -57,10 +56,16 @@ def contexts(accept_all: bool, unknown: bool) -> list[ContextResult]:
 
 def dicom_service(host: str, port: int = 104, uid: str | None = ORTHANC_DEBIAN[0],
                   version: str | None = ORTHANC_DEBIAN[1], accept_all: bool = False, unknown: bool = False,
-                  answers: AnswerFacts | None = None, years: tuple[int, int] = (2003, 2021)) -> Service:
+                  answers: AnswerFacts | None = None, years: tuple[int, int] = (2003, 2021),
+                  responses: int = 15, studies: int | None = None, unrequested: tuple[str, ...] = (),
+                  matched_by: str = "empty-keys") -> Service:
     query = None
     if answers is not None:
-        query = StudyExposure(status="exposed", studies=answers.responses, instances=answers.responses,
+        distinct = responses if studies is None else studies
+        query = StudyExposure(status="exposed", studies=distinct, instances=distinct, responses=responses,
+                              duplicate_uid_responses=responses - distinct,
+                              unrequested_attributes=list(unrequested),
+                              matched_by=matched_by,  # type: ignore[arg-type]
                               study_year_min=years[0], study_year_max=years[1], answers=answers,
                               phi_attributes=["PatientName"])
     facts = DicomFacts(called_ae="ANY-SCP", calling_ae="PHIWATCH", association="accepted",
@@ -70,9 +75,8 @@ def dicom_service(host: str, port: int = 104, uid: str | None = ORTHANC_DEBIAN[0
     return Service(host=host, port=port, protocol="dicom", status=status, dicom=facts)
 
 
-def clean_answers(n: int = 15, digest: str = "a" * 32) -> AnswerFacts:
-    return AnswerFacts(responses=n, distinct_study_uids=n, largest_identifier_bytes=400, study_uids_digest=digest,
-                       ignores_keys=False)
+def clean_answers(digest: str = "a" * 32) -> AnswerFacts:
+    return AnswerFacts(largest_identifier_bytes=400, study_uids_digest=digest, ignores_keys=False)
 
 
 def scan_of(services: list[Service], findings: list[Finding] | None = None) -> ScanResult:
@@ -100,7 +104,8 @@ def reasons_of(service: Service) -> list[TrustReason]:
 def test_real_toolkits_answers_give_no_reason():
     # Given Orthanc on Debian (DCMTK's class UID and version name) and pynetdicom, answering plainly
     orthanc = dicom_service("10.0.0.1", answers=clean_answers())
-    scp = dicom_service("10.0.0.2", uid=PYNETDICOM[0], version=PYNETDICOM[1], answers=clean_answers(5, "b" * 32))
+    scp = dicom_service("10.0.0.2", uid=PYNETDICOM[0], version=PYNETDICOM[1], answers=clean_answers("b" * 32),
+                        responses=5)
     result = assess(scan_of([orthanc, scp]))
     # Then neither has a reason to doubt it
     assert [s.trust.reasons for s in result.services if s.trust] == [[], []]
@@ -131,14 +136,19 @@ def test_a_dicompot_like_accept_is_a_honeypot_from_the_association_alone():
 
 
 def test_canned_answers_give_their_reasons():
-    answers = AnswerFacts(responses=7, distinct_study_uids=3, largest_identifier_bytes=524_580,
-                          unrequested=["PixelData", "Rows"], pixel_data=True, dated_today=7,
+    answers = AnswerFacts(largest_identifier_bytes=524_580, pixel_data=True, dated_today=7,
                           study_uids_digest="c" * 32, ignores_keys=True)
-    reasons = reasons_of(dicom_service("10.0.0.1", answers=answers, years=(2026, 2026)))
+    reasons = reasons_of(dicom_service("10.0.0.1", answers=answers, years=(2026, 2026), responses=7, studies=3,
+                                       unrequested=("PixelData", "Rows"), matched_by="universal"))
     assert set(reasons) == {
         TrustReason.UNREQUESTED_ELEMENTS, TrustReason.PIXEL_DATA_IN_ANSWERS, TrustReason.OVERSIZED_ANSWERS,
         TrustReason.DUPLICATE_STUDY_UIDS, TrustReason.ALL_STUDIES_ONE_YEAR, TrustReason.ALL_STUDIES_TODAY,
-        TrustReason.IGNORES_QUERY_KEYS}
+        TrustReason.UNIVERSAL_MATCH_ONLY, TrustReason.IGNORES_QUERY_KEYS}
+
+
+def test_private_elements_nobody_asked_for_are_no_signal():
+    reasons = reasons_of(dicom_service("10.0.0.1", answers=clean_answers(), unrequested=("(0009,1001)",)))
+    assert reasons == []
 
 
 def test_the_same_study_set_on_two_hosts_is_a_scan_level_signal_but_not_on_two_ports_of_one_host():
@@ -179,7 +189,7 @@ def test_fleets_are_shared_fingerprints_only():
 
 def test_the_ladder_counts_each_step_raw_and_filtered():
     honeypot = dicom_service("10.0.0.9", uid=None, version=None, accept_all=True, unknown=True,
-                             answers=clean_answers(5, "f" * 32))
+                             answers=clean_answers("f" * 32), responses=5)
     real = dicom_service("10.0.0.1", answers=clean_answers())
     rejected = Service(host="10.0.0.2", port=104, protocol="dicom", status=ProbeStatus.REJECTED,
                        dicom=DicomFacts(called_ae="ANY-SCP", calling_ae="PHIWATCH", association="rejected"))
@@ -203,7 +213,7 @@ def test_the_ladder_counts_each_step_raw_and_filtered():
 
 def test_exclude_honeypots_drops_their_services_and_findings_but_keeps_the_ladder():
     honeypot = dicom_service("10.0.0.9", uid=None, version=None, accept_all=True, unknown=True,
-                             answers=clean_answers(5, "f" * 32))
+                             answers=clean_answers("f" * 32), responses=5)
     real = dicom_service("10.0.0.1", answers=clean_answers())
     result = assess(scan_of([honeypot, real], [exposed_finding(honeypot, 5), exposed_finding(real, 15)]))
     kept = exclude_honeypots(result)
@@ -214,7 +224,7 @@ def test_exclude_honeypots_drops_their_services_and_findings_but_keeps_the_ladde
 
 def test_every_report_shows_the_ladder_before_the_findings_and_marks_honeypots():
     honeypot = dicom_service("10.0.0.9", uid=None, version=None, accept_all=True, unknown=True,
-                             answers=clean_answers(5, "f" * 32))
+                             answers=clean_answers("f" * 32), responses=5)
     real = dicom_service("10.0.0.1", answers=clean_answers())
     result = assess(scan_of([honeypot, real], [exposed_finding(honeypot, 5), exposed_finding(real, 15)]))
     html = render_html(result)
@@ -243,7 +253,6 @@ def test_the_schema_carries_the_ladder_and_trust():
 
 
 def test_the_answer_inspector_keeps_names_sizes_and_a_keyed_digest_only():
-    requested = requested_tags(study_query("study-root-find"))
     today = datetime.now(UTC).strftime("%Y%m%d")
     answers = []
     for index in (1, 2, 2):
@@ -251,26 +260,22 @@ def test_the_answer_inspector_keeps_names_sizes_and_a_keyed_digest_only():
         ds.StudyInstanceUID = f"1.2.3.{index}"
         ds.StudyDate = today
         ds.PatientName = "SECRET^VALUE"
-        ds.RetrieveAETitle = "ANY"  # allowed unrequested
-        ds.add_new(0x00091001, "LO", "private")  # private: vendors add them freely
-        ds.Rows = 512
         ds.PixelData = b"\0" * 16
         answers.append(ds)
-    inspector = AnswerInspector(requested, b"key-1")
+    inspector = AnswerInspector(b"key-1")
     for ds in answers:
-        inspector.add(ds, 1000)
+        inspector.add(ds)
     facts = inspector.facts()
-    assert (facts.responses, facts.distinct_study_uids, facts.dated_today) == (3, 2, 3)
-    assert facts.unrequested == ["PixelData", "Rows"] and facts.pixel_data
+    assert facts.dated_today == 3 and facts.pixel_data and 16 < facts.largest_identifier_bytes < 200
     text = facts.model_dump_json()
     assert "SECRET" not in text and "1.2.3." not in text
     assert hashlib.sha256(b"1.2.3.1").hexdigest()[:32] != facts.study_uids_digest
     # the same set under the same key gives the same digest; another key another one
-    again = AnswerInspector(requested, b"key-1")
-    other = AnswerInspector(requested, b"key-2")
-    for ds in reversed(answers):
-        again.add(ds, 10)
-        other.add(ds, 10)
+    again = AnswerInspector(b"key-1")
+    other = AnswerInspector(b"key-2")
+    for ds in [*reversed(answers), answers[0]]:
+        again.add(ds)
+        other.add(ds)
     assert again.facts().study_uids_digest == facts.study_uids_digest != other.facts().study_uids_digest
 
 
