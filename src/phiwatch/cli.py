@@ -15,6 +15,7 @@ from typer.core import TyperCommand
 
 from . import __version__
 from .audit.cli import register as register_audit
+from .plugins import PluginError, PluginGroup
 from .severity import Severity
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     add_completion=True,
     context_settings=CONTEXT,
+    cls=PluginGroup,  # plug-ins (the lab) loaded only when their command runs
 )
 
 
@@ -533,34 +535,6 @@ def man(
             raise UserError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
 
 
-LAB_HINT = ("the lab is a distribution of its own: install it with "
-            "'pip install -e lab/' from phiwatch's repository (or 'make install')")
-
-
-def add_plugin_commands(target: typer.Typer) -> None:
-    """Command groups other distributions add through the ``phiwatch.commands`` entry point (the
-    lab adds ``lab``); without the lab installed, ``phiwatch lab`` says in one line how to get it."""
-    from importlib.metadata import entry_points
-
-    names = set()
-    for entry in entry_points(group="phiwatch.commands"):
-        try:
-            plugin = entry.load()
-        except ImportError as exc:  # a broken plug-in must not break the scanner
-            sys.stderr.write(f"phiwatch: plug-in {entry.name!r} not loaded ({type(exc).__name__})\n")
-            continue
-        target.add_typer(plugin, name=entry.name)
-        names.add(entry.name)
-    if "lab" not in names:
-
-        @target.command("lab", add_help_option=False, hidden=False,
-                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-        def lab_missing() -> None:
-            """The built-in lab (not installed: phiwatch-lab is a distribution of its own)."""
-            raise UserError(LAB_HINT)
-
-
-add_plugin_commands(app)
 
 
 register_audit(app)  # phiwatch audit: its own module
@@ -581,7 +555,7 @@ def main() -> None:
     except typer.Abort:
         sys.stderr.write("phiwatch: interrupted\n")
         sys.exit(130)
-    except UserError as exc:
+    except (UserError, PluginError) as exc:
         _error(str(exc))
         sys.exit(2)
     except typer.TyperException as exc:  # usage errors: bad option, missing value, ...

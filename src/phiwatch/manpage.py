@@ -31,7 +31,8 @@ def _escape(text: str) -> str:
 def _walk(command: Any, path: list[str], parent: Any = None) -> list[str]:
     ctx = command.context_class(command, info_name=path[-1], parent=parent)
     lines: list[str] = []
-    subcommands = getattr(command, "commands", None)
+    names = command.list_commands(ctx) if hasattr(command, "list_commands") else []
+    subcommands = {name: command.get_command(ctx, name) for name in names}
     if len(path) > 1 and not subcommands:
         lines.append(f'.SS "{_escape(" ".join(path))}"')
         usage = " ".join(command.collect_usage_pieces(ctx))
@@ -45,8 +46,8 @@ def _walk(command: Any, path: list[str], parent: Any = None) -> list[str]:
             lines.append(".TP")
             lines.append(f".B {_escape(record[0])}")
             lines.append(_escape(record[1]) if record[1] else "")
-    for name, sub in sorted((subcommands or {}).items()):
-        if not getattr(sub, "hidden", False):
+    for name, sub in sorted(subcommands.items()):
+        if sub is not None and not getattr(sub, "hidden", False):
             lines += _walk(sub, [*path, name], ctx)
     return lines
 

@@ -12,10 +12,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from .models import Service
 
 log = logging.getLogger("phiwatch")
@@ -51,6 +51,8 @@ class Display:
         self.bar: Progress | None = None
         self.held_back: str | None = None  # the limit that holds the scan back now, if one does
         if mode == "rich":
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             self.bar = Progress(
                 TextColumn("[bold]scanning"),
                 BarColumn(),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..models import ScanResult
+if TYPE_CHECKING:  # the format names are read at start-up, before any model is needed
+    from ..models import ScanResult
 
 # format name -> (module, writer function); modules are imported only when used
 FORMATS: dict[str, tuple[str, str]] = {
