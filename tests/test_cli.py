@@ -249,7 +249,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
         process = subprocess.Popen(
             [sys.executable, "-m", "phiwatch", "scan", "127.0.0.1", "-p",
              f"{quick.port},{slow.port}", "-o", str(tmp_path), "--no-db", "--progress", "json",
-             "--timeout", "5"],
+             "--timeout", "5", "--format", "md,html"],
             stderr=subprocess.PIPE, text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
@@ -270,6 +270,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     statuses = {s["port"]: s["status"] for s in document["services"]}
     assert statuses[slow.port] == "interrupted" and statuses[quick.port] not in ("interrupted", "probe-error")
     assert "1 open services" in stderr and "1 probes cut short" in stderr
+    # And its reports show no compliance requirement as passing
+    markdown = (tmp_path / "report.md").read_text()
+    assert "The scan was cut short: no requirement is shown as passing." in markdown
+    rows = [line.split("|") for line in markdown.splitlines() if line.startswith(("| HIPAA", "| GDPR"))]
+    assert rows and all(row[3].strip() == "0" for row in rows)  # the "Passing" column
+    assert ">0 passing<" in (tmp_path / "report.html").read_text()
 
 
 def test_scan_from_a_service_list_probes_only_listed_services_and_excludes_win(tmp_path):
@@ -334,3 +340,27 @@ def test_scan_defaults_follow_the_engine():
     from phiwatch.run import ScanRequest
 
     assert ScanRequest(targets=[]).rate == DEFAULT_RATE
+
+
+def imported_by(*args: str) -> set[str]:
+    """Modules a fresh `phiwatch ARGS` imported (from python -X importtime)."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "phiwatch", *args], capture_output=True,
+                         text=True, timeout=120)
+    return {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_start_up_imports_only_what_the_command_uses(tmp_path):
+    heavy = {"sqlalchemy", "pydicom", "pynetdicom", "phiwatch_lab", "dask", "distributed", "jinja2",
+             "phiwatch.store", "phiwatch.reports.html", "rich.progress"}
+    # --help and a usage error load no model, store, protocol library, report writer or plug-in
+    for args in (["--help"], ["scan", "127.0.0.1", "-p", "70000"]):
+        modules = imported_by(*args)
+        assert modules & (heavy | {"phiwatch.models"}) == set(), args
+        assert not any(m.startswith("phiwatch_lab") for m in modules), args
+    # a scan that writes no report and runs on no cluster loads neither the report code nor Dask
+    scanned = imported_by("scan", "127.0.0.1", "-p", "1", "--no-db", "-q")
+    unused = {"dask", "distributed", "jinja2", "phiwatch.reports.html", "rich.progress"}
+    assert unused & scanned == set() and not any(m.startswith("phiwatch_lab") for m in scanned)
+    assert "phiwatch.scanner" in scanned  # it did scan
+    # the lab's commands load when they are asked for
+    assert any(m.startswith("phiwatch_lab") for m in imported_by("lab", "--help"))
