@@ -138,8 +138,11 @@ def test_help_version_and_plain_placeholders():
     assert short.returncode == 0 and short.stdout == long.stdout and "scan" in short.stdout
     assert phiwatch("--version").stdout.strip().startswith("phiwatch ")
     page = phiwatch("scan", "-h").stdout
-    for python_type in ("<list[", "<int>", "<str>", "<float>", "<path>", "<list"):
-        assert python_type not in page
+    for command in (["scan"], ["report"], ["diff"], ["sniff"], ["audit"], ["lab", "up"]):
+        shown = phiwatch(*command, "-h")
+        assert shown.returncode == 0, command
+        for python_type in ("<list[", "<int>", "<str>", "<float>", "<path>", "<bool>", "<list"):
+            assert python_type not in shown.stdout, (command, python_type)
     for placeholder in ("-p, --ports PORTS", "-iL, --input-list FILE", "--per-host N", "-o, --output DIR",
                         "[TARGETS]..."):
         assert placeholder in page, placeholder
