@@ -58,8 +58,8 @@ def _guarded(tree: Tree, section: Directive) -> str | None:
             return "AuthType"
         if d.name == "require":
             words = [a.lower() for a in d.args]
-            if words[:2] == ["all", "granted"]:
-                return None
+            if words[:1] == ["not"] or words[:1] == ["method"] or words[:2] == ["all", "granted"]:
+                continue  # a method filter or a negation admits anyone; all granted opens the section
             return "Require " + " ".join(d.args[:2])
     return None
 

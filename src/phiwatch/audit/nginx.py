@@ -7,9 +7,11 @@ itself so that includes stay inside the given paths and within the bounds.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import crossplane  # type: ignore[import-untyped]
@@ -67,8 +69,21 @@ def _host_port(listen: str) -> tuple[str, int]:
 
 
 class _Walk:
-    def __init__(self, ctx: Context, out: Parsed) -> None:
-        self.ctx, self.out = ctx, out
+    def __init__(self, ctx: Context, out: Parsed, base: Path) -> None:
+        self.ctx, self.out, self.base = ctx, out, base
+
+    def resolve(self, source: Source, pattern: str) -> str:
+        """nginx resolves a relative include against its configuration prefix (the main file's folder);
+        for a fragment audited alone, the nearest folder above it that holds the included file."""
+        if os.path.isabs(pattern):
+            return pattern
+        for folder in (self.base, *source.path.parents):
+            candidate = folder / pattern
+            if glob.has_magic(pattern) or candidate.exists():
+                return str(candidate)
+            if not self.ctx.inside(folder):
+                break
+        return str(self.base / pattern)
 
     def file(self, source: Source, scope: Scope, chain: tuple[str, ...]) -> None:
         payload = crossplane.parse(str(source.path), single=True, check_ctx=False, check_args=False,
@@ -92,7 +107,7 @@ class _Walk:
             name, args, line = item["directive"], item.get("args", []), item["line"]
             if name == "include" and args:
                 self.out.includes.append(args[0])
-                for included in self.ctx.include(source, args[0], chain, self.out.notes):
+                for included in self.ctx.include(source, self.resolve(source, args[0]), chain, self.out.notes):
                     self.file(included, here, chain)
             elif "block" in item:
                 inner = Scope(here.root, here.guarded, here.listen, [*here.chain, f"{name} {' '.join(args)}"])
@@ -145,5 +160,5 @@ class _Walk:
 
 def audit(source: Source, ctx: Context) -> Parsed:
     out = Parsed(parser="crossplane")
-    _Walk(ctx, out).file(source, Scope(), ())
+    _Walk(ctx, out, source.path.parent).file(source, Scope(), ())
     return out

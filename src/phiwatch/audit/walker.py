@@ -60,7 +60,17 @@ def counted(records: list[AuditedFile], given: set[str], roots: list[Path]) -> l
     return kept
 
 
-def recognise(name: str, text: str) -> ModuleType | None:
+# a folder's name says what its fragments are (Debian's /etc/apache2/mods-available/*.conf, /etc/nginx/snippets)
+FOLDER_HINTS: dict[str, tuple[ModuleType, tuple[str, ...]]] = {
+    "apache2": (apache, (".conf", ".load")), "httpd": (apache, (".conf",)), "nginx": (nginx, (".conf",)),
+}
+
+
+def recognise(name: str, text: str, folders: tuple[str, ...] = ()) -> ModuleType | None:
+    for folder in folders:
+        hint = FOLDER_HINTS.get(folder)
+        if hint and name.endswith(hint[1]) and not orthanc.recognise(name, text):
+            return hint[0]
     for module in KINDS:  # a well-known file name first, then the content
         if module.recognise(name, ""):
             return module
@@ -142,15 +152,23 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
     findings: dict[str, list[Finding]] = {}
     included: set[str] = set()
     s3_sets: dict[str, list[s3docs.Doc]] = {}
+    orthanc_sets: dict[str, list[tuple[AuditedFile, Source]]] = {}
+    fragments: dict[str, list[tuple[AuditedFile, Source]]] = {}
     for path in files_under(paths, bounds, skipped):
         record = AuditedFile(path=str(path), status=FileStatus.AUDITED)
         files.append(record)
         try:
             source = ctx.read(path)
-            module = recognise(path.name, source.text)
+            module = recognise(path.name, source.text, tuple(p.name for p in path.parents))
+            if module is None and orthanc.fragment(source.text):
+                fragments.setdefault(str(path.parent), []).append((record, source))
+                continue
             if module is None:
                 raise ConfigError(FileStatus.UNKNOWN, "not a configuration phiwatch recognises")
             record.kind = module.KIND
+            if module is orthanc:
+                orthanc_sets.setdefault(str(path.parent), []).append((record, source))
+                continue
             if module is s3docs:
                 doc = s3docs.read_doc(source)
                 s3_sets.setdefault(str(path.parent), []).append(doc)
@@ -169,6 +187,12 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
             if where != str(path):
                 included.add(where)
         findings[str(path)] = parsed.findings
+    for folder, members in orthanc_sets.items():
+        _orthanc_folder(ctx, members, fragments.pop(folder, []), findings)
+    for pending in fragments.values():
+        for record, _ in pending:
+            record.status, record.message = FileStatus.UNKNOWN, "JSON like an Orthanc fragment, but no Orthanc " \
+                "configuration beside it"
     for folder, docs in s3_sets.items():
         try:
             found = s3docs.audit_set(Path(folder).name, docs)
@@ -179,7 +203,7 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
                     record.message = f"S3 documents could not be judged ({exc.__class__.__name__})"
             continue
         findings[folder] = found
-    for record in files:
+    for record in files + skipped:
         parent = ctx.included_by.get(os.path.realpath(record.path))
         if parent is not None and parent != record.path:
             included.add(record.path)
@@ -203,6 +227,28 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
         if source.secrets or source.secret_lines:
             audit._secrets[str(source.path)] = (frozenset(source.secrets), frozenset(source.secret_lines))
     return audit
+
+
+def _orthanc_folder(ctx: Context, members: list[tuple[AuditedFile, Source]],
+                    extra: list[tuple[AuditedFile, Source]], findings: dict[str, list[Finding]]) -> None:
+    """Orthanc reads every JSON file of its configuration folder as one configuration."""
+    group = members + extra
+    for record, _ in extra:
+        record.kind, record.message = orthanc.KIND, "merged with the folder's Orthanc configuration"
+    try:
+        parsed = _run(orthanc, group[0][1], ctx) if len(group) == 1 else orthanc.audit_group(
+            [source for _, source in group], ctx)
+    except ConfigError as exc:
+        for record, _ in group:
+            record.status, record.message = exc.status, exc.message
+        return
+    except Exception as exc:  # noqa: BLE001 - one folder's status, never a traceback
+        for record, _ in group:
+            record.status, record.message = FileStatus.MALFORMED, f"could not be parsed ({exc.__class__.__name__})"
+        return
+    for record, _ in group:
+        record.parser = parsed.parser
+    findings[group[0][0].path] = parsed.findings
 
 
 def _unique(found: list[Finding]) -> list[Finding]:
