@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,19 +204,21 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
                     record.message = f"S3 documents could not be judged ({exc.__class__.__name__})"
             continue
         findings[folder] = found
+    kinds = {record.path: record.kind for record in files}
     for record in files + skipped:
         parent = ctx.included_by.get(os.path.realpath(record.path))
         if parent is not None and parent != record.path:
             included.add(record.path)
             record.status, record.message = FileStatus.AUDITED, f"read as an include of {parent}"
-            record.kind = record.kind or next((r.kind for r in files if r.path == parent), None)
+            record.kind = record.kind or kinds.get(parent)
     result: list[Finding] = []
     for key, found in findings.items():
         if key in included:
             continue  # read as part of the file that includes it; its findings are there
         result.extend(found)
+    per_path = Counter(f.location.path for f in result if f.location)
     for record in files:
-        record.findings = sum(1 for f in result if f.location and f.location.path == record.path)
+        record.findings = per_path.get(record.path, 0)
     result = _unique(result)
     audit = AuditResult(
         audit=AuditInfo(id=f"audit-{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", start=started,
