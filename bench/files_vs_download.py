@@ -123,7 +123,7 @@ def probe_main(protocol: str, port: int, files: int) -> None:
     started = time.monotonic()
 
     async def main():
-        engine = Engine(Limits(timeout=10.0, retries=0, probe_time=3_700.0))
+        engine = Engine(Limits(timeout=10.0, retries=0, probe_time=3_700.0, byte_budget=limits.total_bytes * 2))
         try:
             return await module.probe(engine, HOST, port, FileOptions(limits))
         finally:

@@ -4,7 +4,9 @@ identification path for one open port, and the lab names that must never reach a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import TypeVar
 
@@ -12,6 +14,7 @@ from phiwatch.engine import Engine, Limits
 from phiwatch.models import Service
 from phiwatch.probes.identify import ProbeOptions, service_on
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
+from phiwatch.sessions import BlockingSession
 from phiwatch_lab.canary import CANARY_STRINGS
 from phiwatch_lab.medtree import CANARY_FOLDER
 
@@ -33,6 +36,26 @@ def on_engine(work: Callable[[Engine], Awaitable[T]], timeout: float = 2.0) -> T
             engine.close()
 
     return asyncio.run(main())
+
+
+@contextmanager
+def engine_session(host: str = HOST, wall: float = 30.0, limits: Limits | None = None
+                   ) -> Iterator[BlockingSession]:  # fmt: skip
+    """The engine's blocking side for one session, usable from the test's own thread (for tests
+    that drive a probe's internals directly): the engine's loop runs in a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    engine = Engine(limits or Limits(timeout=2.0, retries=0))
+    session = BlockingSession(engine, host, loop, wall)
+    try:
+        yield session
+    finally:
+        session.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        engine.close()
+        loop.close()
 
 
 def run_probe(module: ModuleType, port: int, limits: WalkLimits | None = None, timeout: float = 2.0,

@@ -129,7 +129,10 @@ def run_probe(port: int, limits: WalkLimits, timeout: float = 2.0) -> tuple[Outc
     """The FTP probe: its outcome, its wall time, and how much this process grew meanwhile."""
 
     async def main() -> Outcome:
-        engine = Engine(Limits(timeout=timeout, retries=0, probe_time=limits.walk_time + 2 * timeout))
+        # the service's byte budget holds the walk's (raised bounds raise both)
+        budget = max(Limits().byte_budget, limits.total_bytes + limits.total_bytes // 7)
+        engine = Engine(Limits(timeout=timeout, retries=0, probe_time=limits.walk_time + 2 * timeout,
+                               byte_budget=budget))
         try:
             return await ftp.probe(engine, HOST, port, FileOptions(limits))
         finally:

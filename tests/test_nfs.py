@@ -31,6 +31,7 @@ from phiwatch_lab.errors import LabError
 from phiwatch_lab.nfs import NOT_OURS, namespace
 
 from .parrot import Parrot
+from .repo_helpers import engine_session
 from .repo_helpers import identify as _identify
 from .repo_helpers import no_leak as _no_leak
 from .repo_helpers import run_probe as _run_probe
@@ -158,7 +159,12 @@ def test_portmapper_service_defers_to_2049(ganesha):
 def test_restricted_export_is_refused_and_reports_nothing(ganesha):
     entry = ganesha[2049]
     assert entry["expected"]["hidden_exports"] == {"/restricted": [NOT_OURS]}
-    session = nfs._Session(entry["host"], 2049, WalkLimits(), 2.0, 10.0)
+    with engine_session(entry["host"]) as conn:
+        _restricted_export(conn, entry)
+
+
+def _restricted_export(conn, entry):
+    session = nfs._Session(conn, 2049, WalkLimits(), 2.0, 10.0)
     try:
         mount = session.open(nfs._Mount, entry["expected"]["mountd_port"])
         client = session.open(nfs._Nfs, 2049)
@@ -330,11 +336,11 @@ def scripted(port_of: Callable[[], int], behaviour: str) -> Callable:
 
 def run_scripted(behaviour: str, limits: WalkLimits | None = None) -> tuple[Outcome, float]:
     holder: dict[str, int] = {}
-    with Parrot(scripted(lambda: holder["port"], behaviour)) as parrot:
+    with Parrot(scripted(lambda: holder["port"], behaviour)) as parrot, engine_session(LOCAL) as conn:
         holder["port"] = parrot.port
         limits = limits or WalkLimits()
         # The service is the portmapper: NFS is registered on another port, so this service walks it
-        session = nfs._Session(LOCAL, parrot.port, limits, 1.0, limits.walk_time, portmap_port=parrot.port)
+        session = nfs._Session(conn, parrot.port, limits, 1.0, limits.walk_time, portmap_port=parrot.port)
         started = time.monotonic()
         outcome = session.run()
         return outcome, time.monotonic() - started

@@ -25,7 +25,7 @@ from phiwatch.probes import rsync, rsync_proto
 from phiwatch.probes.walk import Outcome, WalkLimits
 
 from .parrot import Parrot
-from .repo_helpers import HOST, identify, no_leak
+from .repo_helpers import HOST, engine_session, identify, no_leak
 from .repo_helpers import run_probe as _run_probe
 
 
@@ -138,8 +138,13 @@ def test_file_list_is_cut_at_its_bound(daemon):
 
 @pytest.mark.lab
 def test_head_reads_stop_at_the_budget(daemon):
+    with engine_session() as conn:
+        _head_reads_stop_at_the_budget(conn, daemon["port"])
+
+
+def _head_reads_stop_at_the_budget(conn, port):
     budget = rsync.Budget.start(WalkLimits())
-    connections = rsync._Connections(HOST, daemon["port"], budget, 2.0)
+    connections = rsync._Connections(conn, port, budget, 2.0)
     tree = rsync.RsyncTree(connections, b"imaging", WalkLimits())
     wire, _, _ = connections.open()
     assert rsync_proto.open_module(wire, b"imaging") == "ok"
@@ -179,7 +184,12 @@ def test_varint_and_varlong_decode_rsync_encodings():
 
 
 def test_unsafe_names_from_the_file_list_are_dropped():
-    tree = rsync.RsyncTree(rsync._Connections(HOST, 1, rsync.Budget.start(WalkLimits()), 1.0), b"m", WalkLimits())
+    with engine_session() as conn:
+        _unsafe_names_are_dropped(conn)
+
+
+def _unsafe_names_are_dropped(conn):
+    tree = rsync.RsyncTree(rsync._Connections(conn, 1, rsync.Budget.start(WalkLimits()), 1.0), b"m", WalkLimits())
     tree.folders["/"] = []
     for name in (b"../../etc/passwd", b"/abs.dcm", b"a//b.dcm", b"./x.dcm", b"a/../b.dcm", b"n\nl.dcm", b"."):
         tree._add(rsync_proto.FileEntry(name, 0o100644, 10))

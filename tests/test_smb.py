@@ -27,7 +27,7 @@ from phiwatch.probes.walk import Budget, Outcome, WalkLimits
 from phiwatch_lab.samba import PUBLIC_FILES
 
 from .parrot import Parrot
-from .repo_helpers import HOST, identify
+from .repo_helpers import HOST, engine_session, identify
 from .repo_helpers import no_leak as _no_leak
 from .repo_helpers import run_probe as _run_probe
 
@@ -127,10 +127,16 @@ def test_guest_server_findings_and_no_name_or_value_leaks(guest_service):
     no_leak(dump(svc, findings))
 
 
+@pytest.fixture
+def conn():
+    with engine_session() as session:
+        yield session
+
+
 @pytest.mark.lab
-def test_guest_session_with_blank_password_lists_the_shares(guest_lab):
+def test_guest_session_with_blank_password_lists_the_shares(guest_lab, conn):
     # The null session works first on this server; the guest attempt on its own must work too.
-    session = smb._Session(HOST, guest_lab["port"], WalkLimits(), 2.0, 10.0)
+    session = smb._Session(conn, guest_lab["port"], WalkLimits(), 2.0, 10.0)
     conn = session._connection(smb.SMB2_DIALECT_30)
     try:
         shares, refusal = session._attempt(conn, smb.GUEST)
@@ -141,9 +147,9 @@ def test_guest_session_with_blank_password_lists_the_shares(guest_lab):
 
 
 @pytest.mark.lab
-def test_listing_comes_in_bounded_batches(guest_lab, monkeypatch):
+def test_listing_comes_in_bounded_batches(guest_lab, conn, monkeypatch):
     monkeypatch.setattr(smb, "LIST_BUFFER", 2048)  # a few dozen entries per QUERY_DIRECTORY answer
-    session = smb._Session(HOST, guest_lab["port"], WalkLimits(), 2.0, 20.0)
+    session = smb._Session(conn, guest_lab["port"], WalkLimits(), 2.0, 20.0)
     conn = session._connection()
     try:
         assert session._attempt(conn, "")[0] is not None
@@ -160,9 +166,9 @@ def test_listing_comes_in_bounded_batches(guest_lab, monkeypatch):
 
 
 @pytest.mark.lab
-def test_smb1_session_lists_and_reads_the_tree(guest_lab):
+def test_smb1_session_lists_and_reads_the_tree(guest_lab, conn):
     # An SMB1-only server is walked through impacket's SMB1 listing (capped) and reads.
-    session = smb._Session(HOST, guest_lab["port"], WalkLimits(), 2.0, 20.0)
+    session = smb._Session(conn, guest_lab["port"], WalkLimits(), 2.0, 20.0)
     conn = session._connection(smb.SMB_DIALECT, nego="\x02NT LM 0.12\x00")
     try:
         assert conn.getDialect() == smb.SMB_DIALECT

@@ -121,6 +121,11 @@ class HostSlots:
         """Connections queued for a host's slot right now (is --per-host what holds back?)."""
         return sum(len(queue) for queue in self._waiting.values())
 
+    def borrow(self, host: str) -> None:
+        """Take a slot at once, even above the limit (for a session that already holds one:
+        it is counted, so nobody else gets a slot until the count is below the limit)."""
+        self._open[host] = self._open.get(host, 0) + 1
+
     def try_acquire(self, host: str) -> bool:
         """Take a slot at once if one is free and nobody waits for it."""
         count = self._open.get(host, 0)
@@ -147,7 +152,8 @@ class HostSlots:
             raise
 
     def release(self, host: str) -> None:
-        queue = self._waiting.get(host)
+        count = self._open.get(host, 0)
+        queue = self._waiting.get(host) if count <= self.per_host else None  # not while above it
         while queue:
             waiter = queue.popleft()
             if not queue:
@@ -155,7 +161,6 @@ class HostSlots:
             if not waiter.done():
                 waiter.set_result(None)  # the slot passes on: the count stays
                 return
-        count = self._open.get(host, 0)
         if count > 1:
             self._open[host] = count - 1
         else:

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from .dial import AdaptiveRate, HostSlots, SocketAddress, dial, numeric_address
 from .models import ProbeStatus, TlsFacts
+from .sessions import BlockingSession
 from .tlsinfo import tls_facts
 
 T = TypeVar("T")
@@ -292,6 +293,10 @@ class Engine:
 
     def _release(self, host: str) -> None:
         self.hosts.release(host)
+
+    def blocking_session(self, host: str, wall: float) -> BlockingSession:
+        """The engine's blocking side for one probe session to `host` (see phiwatch.sessions)."""
+        return BlockingSession(self, host, asyncio.get_running_loop(), wall)
 
     async def run_blocking(self, func: Callable[..., T], *args: object) -> T:
         """Run a blocking library call in the bounded pool."""

@@ -1,13 +1,16 @@
 """Run a blocking library's session (ftplib, impacket, botocore ...) under the engine's rules.
 
-The session runs in the engine's thread pool, holds one of the host's connection slots,
-waits for the connection rate, and has a watchdog: when its wall time is spent, `kill`
-is called from another thread to shut its sockets down, so a dripping peer cannot hold
-a thread.
+The session runs in the engine's thread pool and opens every connection through its
+`BlockingSession` (phiwatch.sessions): each one takes a host slot and a rate token, is
+charged to the service's byte budget and goes to the probed host only. A watchdog shuts the
+session's sockets down when its wall time is spent (and calls the probe's own `kill`), so a
+dripping peer cannot hold a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import errno
 import socket
 import threading
@@ -16,9 +19,11 @@ from typing import TypeVar
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
-from .walk import Outcome, has_medical_files
+from ..sessions import BlockingSession, BudgetSpent
+from .walk import Outcome, WalkLimits, has_medical_files
 
 T = TypeVar("T")
+PROTOCOL_SHARE = 8  # the walk's listings and heads may use 7/8 of --byte-budget; the rest is protocol
 
 
 def session_wall(engine: Engine, walk_time: float) -> float:
@@ -26,25 +31,45 @@ def session_wall(engine: Engine, walk_time: float) -> float:
     return max(1.0, min(walk_time, engine.limits.probe_time - engine.limits.timeout))
 
 
+def walk_limits(engine: Engine, limits: WalkLimits) -> WalkLimits:
+    """The walk's bounds within the service's one byte budget (--byte-budget)."""
+    cap = engine.limits.byte_budget - engine.limits.byte_budget // PROTOCOL_SHARE
+    if limits.total_bytes <= cap:
+        return limits
+    return dataclasses.replace(limits, total_bytes=cap)
+
+
 async def run_session(
-    engine: Engine, host: str, session: Callable[[], T], kill: Callable[[], None], wall: float
+    engine: Engine, session: BlockingSession, work: Callable[[], T], kill: Callable[[], None], wall: float
 ) -> T:
-    """Run `session` in the thread pool; `kill` is called once wall + timeout have passed."""
-    await engine.hosts.acquire(host)
-    watchdog = threading.Timer(wall + engine.limits.timeout, kill)
+    """Run `work` in the thread pool as `session`; both are killed once wall + timeout have passed."""
+
+    def expire() -> None:
+        session.kill()
+        kill()
+
+    watchdog = threading.Timer(wall + engine.limits.timeout, expire)
     watchdog.daemon = True
+    watchdog.start()
     try:
-        await engine.rate.wait()
-        engine.connections_opened += 1
-        watchdog.start()
-        return await engine.run_blocking(session)
+        result = await engine.run_blocking(session.run, work)
+    except asyncio.CancelledError:
+        expire()  # the scan gave up on this service: its thread must not go on
+        raise
     finally:
         watchdog.cancel()
-        engine.hosts.release(host)
+    if isinstance(result, Outcome) and session.budget_spent and result.status in _BROKEN:
+        result.status, result.detail = ProbeStatus.BUDGET_EXCEEDED, "byte budget spent"
+    return result
+
+
+_BROKEN = {ProbeStatus.RESET, ProbeStatus.ERROR, ProbeStatus.PROTOCOL_ERROR, ProbeStatus.TIMEOUT}
 
 
 def os_failure(exc: BaseException) -> tuple[ProbeStatus, str]:
     """The status of a socket-level failure; ERROR for anything else. Never the exception's text."""
+    if isinstance(exc, BudgetSpent):
+        return ProbeStatus.BUDGET_EXCEEDED, "byte budget spent"
     if isinstance(exc, ConnectionRefusedError):
         return ProbeStatus.REFUSED, "connection refused"
     if isinstance(exc, TimeoutError | socket.timeout):

@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
+from httpcore._backends.sync import SyncStream
 
 from ..engine import Engine
 from ..models import HttpFacts, ProbeStatus, RepositoryFacts
+from ..sessions import BlockingSession
 from ..text import sanitize
 from . import webrepo
-from .blocking import run_session, session_wall
+from .blocking import run_session, session_wall, walk_limits
 from .http_client import USER_AGENT
 from .walk import (
     BoundedWalk,
@@ -517,11 +520,43 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
     return ProbeStatus.ERROR, f"probe failed ({type(exc).__name__})"
 
 
+class _EngineBackend(httpcore.SyncBackend):
+    """httpcore's network backend over the engine's session: every connection under its limits."""
+
+    def __init__(self, session: BlockingSession) -> None:
+        self.session = session
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
+        try:
+            sock = self.session.connect(port, timeout, host)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout("no answer to connect") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError("connect failed") from exc
+        return SyncStream(sock)
+
+
+def _client(session: BlockingSession, context: ssl.SSLContext, timeout: float) -> httpx.Client:
+    """httpx's client whose one connection pool dials through the session."""
+    transport = httpx.HTTPTransport(verify=context, trust_env=False, retries=0,
+                                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    transport._pool._network_backend = _EngineBackend(session)  # httpcore's only seam for it
+    return httpx.Client(
+        transport=transport,
+        trust_env=False,
+        follow_redirects=False,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"},
+    )
+
+
 class _Session:
     def __init__(
-        self, host: str, port: int, tls: bool, limits: WalkLimits, timeout: float, wall: float,
-        context: ssl.SSLContext,
+        self, conn: BlockingSession, port: int, tls: bool, limits: WalkLimits, timeout: float, wall: float,
     ) -> None:
+        host, context = conn.host, conn.tls_context()
+        self.conn = conn
         name = f"[{host}]" if ":" in host else host
         self.origin = f"{'https' if tls else 'http'}://{name}:{port}"
         self.limits, self.timeout, self.wall, self.tls, self.context = limits, timeout, wall, tls, context
@@ -536,14 +571,8 @@ class _Session:
             self.tree.kill()
 
     def run(self) -> Outcome | None:
-        client = httpx.Client(
-            verify=self.context,  # certificates are observed by the HTTP probe, never trusted here
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(self.timeout),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"},
-        )
+        # certificates are observed by the HTTP probe, never trusted here
+        client = _client(self.conn, self.context, self.timeout)
         self.tree = IndexTree(client, self.origin, self.budget, reserve=self.wall / 10, expired=self.expired)
         try:
             return self._run(self.tree)
@@ -582,8 +611,9 @@ async def probe(
 ) -> webrepo.WebRepository | None:
     """The web root as a directory index, or None when it is not one; never raises."""
     wall = session_wall(engine, options.limits.walk_time)
-    session = _Session(host, port, tls, options.limits, engine.limits.timeout, wall, engine.tls_context)
-    outcome = await run_session(engine, host, session.run, session.kill, wall)
+    conn = engine.blocking_session(host, wall)
+    session = _Session(conn, port, tls, walk_limits(engine, options.limits), engine.limits.timeout, wall)
+    outcome = await run_session(engine, conn, session.run, session.kill, wall)
     if outcome is None:
         return None
     return webrepo.WebRepository(protocol="https" if tls else "http", outcome=outcome)

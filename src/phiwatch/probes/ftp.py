@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..sessions import BlockingSession
 from ..text import sanitize
-from .blocking import failed, os_failure, run_session, session_wall
+from .blocking import failed, os_failure, run_session, session_wall, walk_limits
 from .walk import (
     BoundedWalk,
     Budget,
@@ -50,7 +51,8 @@ class _BoundedFTP(ftplib.FTP):
 
     ftplib's own reader (a file over the socket) cannot tell "no reply yet" from a broken
     connection once a read timed out; this one keeps its own buffer over the raw socket, so a
-    bounded wait for a reply that never comes (a server without ABOR) leaves it usable.
+    bounded wait for a reply that never comes (a server without ABOR) leaves it usable. Its
+    control and (passive) data connections are opened by the engine's session.
     """
 
     pending = b""
@@ -69,6 +71,35 @@ class _BoundedFTP(ftplib.FTP):
         if len(raw) > self.maxline:
             raise ftplib.Error("control line too long")
         return raw.rstrip(b"\r").decode(self.encoding)
+
+    def __init__(self, session: BlockingSession, timeout: float) -> None:
+        super().__init__(timeout=timeout, encoding="latin-1")
+        self.session = session
+
+    def connect(self, host: str = "", port: int = 0, timeout: float = -999, source_address: object = None) -> str:
+        self.host, self.port = host or self.host, port or self.port
+        self.sock = self.session.connect(self.port, self.timeout)
+        self.af = self.sock.family
+        self.file = None  # replies are read from the socket itself (getline)
+        self.welcome = self.getresp()
+        return self.welcome
+
+    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
+        """Passive transfers only; the data connection goes to the control connection's host."""
+        _, port = self.makepasv()  # ftplib keeps the control peer's address (never the one announced)
+        conn = self.session.connect(port, self.timeout)
+        try:
+            if rest is not None:
+                self.sendcmd(f"REST {rest}")
+            resp = self.sendcmd(cmd)
+            if resp[0] == "2":  # some servers answer 200 before their 150
+                resp = self.getresp()
+            if resp[0] != "1":
+                raise ftplib.error_reply(resp)
+        except BaseException:
+            conn.close()
+            raise
+        return conn, ftplib.parse150(resp) if resp[:3] == "150" else None
 
     def getmultiline(self) -> str:
         line = self.getline()
@@ -307,8 +338,8 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
 
 
 class _Session:
-    def __init__(self, host: str, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(self, conn: BlockingSession, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
+        self.conn, self.host, self.port, self.timeout = conn, conn.host, port, timeout
         self.budget = Budget.start(limits, wall)
         self.facts = RepositoryFacts(access="not-attempted")
         self.ftp: _BoundedFTP | None = None
@@ -325,7 +356,7 @@ class _Session:
                 pass
 
     def _connect(self) -> _BoundedFTP:
-        ftp = _BoundedFTP(timeout=self.timeout, encoding="latin-1")
+        ftp = _BoundedFTP(self.conn, self.timeout)
         self.ftp = ftp
         ftp.connect(self.host, self.port, timeout=self.timeout)
         if self.facts.server is None:
@@ -416,5 +447,6 @@ class _Session:
 async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
     """Probe one FTP service; never raises."""
     wall = session_wall(engine, options.limits.walk_time)
-    session = _Session(host, port, options.limits, engine.limits.timeout, wall)
-    return await run_session(engine, host, session.run, session.kill, wall)
+    conn = engine.blocking_session(host, wall)
+    session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)
+    return await run_session(engine, conn, session.run, session.kill, wall)

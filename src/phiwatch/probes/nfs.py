@@ -40,8 +40,9 @@ from pyNfsClient.rtypes import diropargs3, nfs_fh3, readdirplus3args
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..sessions import BlockingSession
 from ..text import sanitize
-from .blocking import failed, os_failure, run_session, session_wall
+from .blocking import failed, os_failure, run_session, session_wall, walk_limits
 from .walk import (
     BoundedWalk,
     Budget,
@@ -128,9 +129,17 @@ class _Transport(RPC):
         self.limit = SMALL_REPLY
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.session.step())
+        sock = self.session.conn.connect(self.port, self.session.step())
         self.client = sock
         self.session.sockets.append(sock)
+
+    def close(self) -> None:
+        """Done with this program: its connection (and host slot) is given back at once."""
+        sock = getattr(self, "client", None)
+        if isinstance(sock, socket.socket):
+            if sock in self.session.sockets:
+                self.session.sockets.remove(sock)
+            sock.close()
 
     def call(self, program: int, version: int, procedure: int, data: bytes = b"", limit: int = SMALL_REPLY,
              auth: dict[str, Any] | None = None) -> bytes:  # fmt: skip
@@ -401,9 +410,9 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
 
 
 class _Session:
-    def __init__(self, host: str, port: int, limits: WalkLimits, timeout: float, wall: float,
+    def __init__(self, conn: BlockingSession, port: int, limits: WalkLimits, timeout: float, wall: float,
                  portmap_port: int = PORTMAP_PORT, mountd_ports: tuple[int, ...] = MOUNTD_PORTS) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+        self.conn, self.host, self.port, self.timeout = conn, conn.host, port, timeout
         self.portmap_port, self.mountd_ports = portmap_port, mountd_ports
         self.limits = limits
         self.budget = Budget.start(limits, wall)
@@ -443,7 +452,11 @@ class _Session:
                 sock.close()
 
     def _portmapper(self) -> Outcome:
-        entries = self.open(_Portmap, self.port).entries()
+        portmap = self.open(_Portmap, self.port)
+        try:
+            entries = portmap.entries()
+        finally:
+            portmap.close()
         ports: dict[int, dict[int, set[int]]] = {}
         for program, version, protocol, port in entries:
             if program in PROGRAMS and protocol == TCP and 0 < port < 65536:
@@ -480,20 +493,30 @@ class _Session:
         return self._exports(mount, nfs, exports)
 
     def _find_mountd(self, nfs_port: int) -> int | None:
+        portmap: _Portmap | None = None
         try:
-            found = int(self.open(_Portmap, self.portmap_port).getport(MOUNT, 3, TCP))
+            portmap = self.open(_Portmap, self.portmap_port)
+            found = int(portmap.getport(MOUNT, 3, TCP))
             if 0 < found < 65536:
                 return found
         except TimeoutError:
             return None  # a filtered portmapper: mountd's ports are most likely filtered too
         except (OSError, RpcFailure, struct.error, EOFError, XDRError):
             pass  # a closed or odd portmapper: try mountd's usual ports
+        finally:
+            if portmap is not None:
+                portmap.close()
         for port in (*self.mountd_ports, nfs_port):
+            trial: _Mount | None = None
             try:
-                self.open(_Mount, port).call(MOUNT, 3, 0)
+                trial = self.open(_Mount, port)
+                trial.call(MOUNT, 3, 0)
                 return port
             except (OSError, RpcFailure, struct.error, EOFError, XDRError):
                 continue
+            finally:
+                if trial is not None:
+                    trial.close()
         return None
 
     def _exports(self, mount: _Mount, nfs: _Nfs, exports: list[tuple[bytes, list[bytes]]]) -> Outcome:
@@ -588,5 +611,6 @@ def _registered(ports: dict[int, dict[int, set[int]]]) -> str:
 async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
     """Probe one NFS or portmapper service; never raises."""
     wall = session_wall(engine, options.limits.walk_time)
-    session = _Session(host, port, options.limits, engine.limits.timeout, wall)
-    return await run_session(engine, host, session.run, session.kill, wall)
+    conn = engine.blocking_session(host, wall)
+    session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)
+    return await run_session(engine, conn, session.run, session.kill, wall)

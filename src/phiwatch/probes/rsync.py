@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..sessions import BlockingSession
 from ..text import sanitize
-from .blocking import failed, os_failure, run_session, session_wall
+from .blocking import failed, os_failure, run_session, session_wall, walk_limits
 from .rsync_proto import (
     GLOB,
     PROTOCOL,
@@ -73,8 +74,8 @@ _KINDS = {S_IFDIR: "d", S_IFREG: "f", S_IFLNK: "l"}
 class _Connections:
     """Opens daemon connections for one session; the watchdog shuts the current one down."""
 
-    def __init__(self, host: str, port: int, budget: Budget, timeout: float) -> None:
-        self.host, self.port, self.budget, self.timeout = host, port, budget, timeout
+    def __init__(self, conn: BlockingSession, port: int, budget: Budget, timeout: float) -> None:
+        self.conn, self.port, self.budget, self.timeout = conn, port, budget, timeout
         self.current: socket.socket | None = None
         self.expired = False
         self.opened = 0
@@ -85,9 +86,8 @@ class _Connections:
         if self.expired:
             raise TimeoutError("session wall time spent")
         wait = min(self.timeout, self.budget.remaining_time())
-        sock = socket.create_connection((self.host, self.port), timeout=wait)
+        sock = self.conn.connect(self.port, wait)
         self.current = sock
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.opened += 1
         wire = Wire(sock, self.budget, self.timeout)
         major, version = handshake(wire)
@@ -222,10 +222,10 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
 
 
 class _Session:
-    def __init__(self, host: str, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
+    def __init__(self, conn: BlockingSession, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
         self.limits = limits
         self.budget = Budget.start(limits, wall)
-        self.connections = _Connections(host, port, self.budget, timeout)
+        self.connections = _Connections(conn, port, self.budget, timeout)
         self.facts = RepositoryFacts(access="not-attempted", listing="rsync")
 
     def kill(self) -> None:
@@ -299,8 +299,6 @@ class _Session:
 async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
     """Probe one rsync daemon; never raises."""
     wall = session_wall(engine, options.limits.walk_time)
-    session = _Session(host, port, options.limits, engine.limits.timeout, wall)
-    try:
-        return await run_session(engine, host, session.run, session.kill, wall)
-    finally:  # one per module and one per file head, besides the one run_session counted
-        engine.connections_opened += max(0, session.connections.opened - 1)
+    conn = engine.blocking_session(host, wall)
+    session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)
+    return await run_session(engine, conn, session.run, session.kill, wall)

@@ -22,6 +22,7 @@ Facts carry counts, bucket names (sanitised) and S3 error codes only: never an o
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import re
@@ -45,9 +46,10 @@ from botocore.parsers import ResponseParserError
 
 from ..engine import Engine, ProbeFailure
 from ..models import HttpFacts, ProbeStatus, RepositoryFacts, ShareFacts
+from ..sessions import BlockingSession
 from ..text import sanitize
 from . import webrepo
-from .blocking import os_failure, run_session, session_wall
+from .blocking import os_failure, run_session, session_wall, walk_limits
 from .bucket_names import bucket_name_problem
 from .http_client import USER_AGENT, HttpLimits, HttpSession
 from .walk import (
@@ -181,6 +183,7 @@ class _Raw:
 
 @dataclass
 class _Sender:
+    conn_session: BlockingSession  # opens every connection (the engine's limits, this host only)
     host: str
     port: int
     tls_context: ssl.SSLContext | None
@@ -269,6 +272,7 @@ class _Sender:
             )
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn._create_connection = self.conn_session.create_connection  # type: ignore[attr-defined]
         conn.connect()
         self.conn, self.sock = conn, conn.sock
         return conn
@@ -469,11 +473,12 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
 
 
 class _Session:
-    def __init__(self, host: str, port: int, tls_context: ssl.SSLContext | None, options: FileOptions,
+    def __init__(self, conn: BlockingSession, port: int, tls: bool, options: FileOptions,
                  timeout: float, wall: float) -> None:  # fmt: skip
+        host, tls_context = conn.host, conn.tls_context() if tls else None
         self.options = options
         self.budget = Budget.start(options.limits, wall)
-        self.sender = _Sender(host, port, tls_context, timeout, self.budget)
+        self.sender = _Sender(conn, host, port, tls_context, timeout, self.budget)
         self.host, self.port, self.tls, self.timeout = host, port, tls_context is not None, timeout
         self.facts = RepositoryFacts(access="not-attempted", listing="s3")
         self.styles: set[str] = set()
@@ -627,9 +632,10 @@ class _Session:
 async def probe(engine: Engine, host: str, port: int, options: FileOptions, tls: bool = False) -> Outcome:
     """Probe one S3-compatible endpoint; never raises."""
     wall = session_wall(engine, options.limits.walk_time)
-    context = engine.tls_context if tls else None
-    session = _Session(host, port, context, options, engine.limits.timeout, wall)
-    return await run_session(engine, host, session.run, session.kill, wall)
+    conn = engine.blocking_session(host, wall)
+    options = dataclasses.replace(options, limits=walk_limits(engine, options.limits))
+    session = _Session(conn, port, tls, options, engine.limits.timeout, wall)
+    return await run_session(engine, conn, session.run, session.kill, wall)
 
 
 @webrepo.register

@@ -7,9 +7,10 @@ password) lists the shares (srvsvc NetrShareEnum), and per disk share whether it
 and what the walk of probes.walk counted in it. Folders are listed in bounded batches
 (SMB2 QUERY_DIRECTORY); file heads are read from offset 0 up to the per-file budget.
 
-The watchdog must reach the sockets even while impacket is inside a constructor, so every
-socket a session's thread connects is recorded through the `socket.connect` audit event
-(PEP 578) and shut down when the wall time is spent. Bytes received are counted per packet;
+Every connection impacket opens goes through its connection hook
+(`NetBIOSTCPSession._setup_connection`) to the engine's session of this thread (phiwatch.sessions):
+host slots, rate, byte budget, and a watchdog that reaches the sockets even while impacket is
+inside a constructor. Bytes received are also counted per packet;
 past the walk's byte budget (plus room for the protocol's own exchanges) the session ends.
 
 Facts carry counts, share names (sanitised) and PHI attribute names only: never a file or
@@ -22,8 +23,6 @@ import errno
 import logging
 import socket
 import struct
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +51,9 @@ from impacket.smbconnection import (
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..sessions import BlockingSession, current
 from ..text import sanitize
-from .blocking import failed, run_session, session_wall
+from .blocking import failed, run_session, session_wall, walk_limits
 from .walk import (
     BoundedWalk,
     Budget,
@@ -97,26 +97,28 @@ class _TooMuch(Exception):
     """The peer sent more than the session's byte budget."""
 
 
-# --- sockets the watchdog can reach -------------------------------------------------------------
+# --- every connection through the engine's session -------------------------------------------
 
-_OWNERS: dict[int, _Session] = {}
-_HOOK = threading.Lock()
-_hooked = False
+_impacket_setup_connection = nmb.NetBIOSTCPSession._setup_connection
 
 
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect":
-        owner = _OWNERS.get(threading.get_ident())
-        if owner is not None:
-            owner.adopt(args[0])
+def _setup_connection(transport: nmb.NetBIOSTCPSession, peer: tuple[str, int], timeout: float | None = None
+                      ) -> socket.socket:  # fmt: skip
+    """impacket's connection hook: in a probe session's thread, the session dials (limits, budget,
+    watchdog, this host only); anywhere else, impacket's own connect."""
+    session = current()
+    if session is None:
+        sock: socket.socket = _impacket_setup_connection(transport, peer, timeout)
+        return sock
+    try:
+        sock = session.connect(int(peer[1]), timeout, str(peer[0]))
+    except OSError as exc:
+        raise OSError("connection error", exc) from exc  # as impacket wraps it (see _cause)
+    sock.settimeout(None)  # impacket sets a timeout for each read itself
+    return sock
 
 
-def _install_hook() -> None:
-    global _hooked
-    with _HOOK:
-        if not _hooked:
-            sys.addaudithook(_audit)
-            _hooked = True
+nmb.NetBIOSTCPSession._setup_connection = _setup_connection
 
 
 class _Connection(SMBConnection):
@@ -279,9 +281,12 @@ class SmbTree:
 
 
 def _cause(exc: BaseException) -> BaseException:
-    """impacket wraps connect errors as socket.error(message, original)."""
+    """impacket wraps connect errors as socket.error(message, original); a RecursionError (a
+    peer's endless keep-alives) can surface as whatever impacket's handler then raised."""
     if isinstance(exc, OSError) and len(exc.args) == 2 and isinstance(exc.args[1], OSError):
         return exc.args[1]
+    if isinstance(exc.__context__, RecursionError):
+        return exc.__context__
     return exc
 
 
@@ -313,34 +318,16 @@ def _failure(exc: BaseException) -> tuple[ProbeStatus, str]:
 
 
 class _Session:
-    def __init__(self, host: str, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
-        self.host, self.port, self.timeout, self.limits = host, port, timeout, limits
+    def __init__(self, conn: BlockingSession, port: int, limits: WalkLimits, timeout: float, wall: float) -> None:
+        self.conn, self.host, self.port, self.timeout, self.limits = conn, conn.host, port, timeout, limits
         self.budget = Budget.start(limits, wall)
         self.facts = RepositoryFacts(access="not-attempted")
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
         self.expired = False
         self.received = 0
 
-    # the watchdog's side
-
-    def adopt(self, sock: socket.socket) -> None:
-        """Called (audit hook) when this session's thread connects a socket."""
-        with self.lock:
-            if self.expired:
-                raise ConnectionAbortedError("session wall time spent")
-            self.sockets.append(sock)
-
     def kill(self) -> None:
-        """Watchdog: the wall time is spent; wake any blocked read by shutting the sockets down."""
-        with self.lock:
-            self.expired = True
-            sockets = list(self.sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        """Watchdog: the wall time is spent (the engine's session shuts the sockets down)."""
+        self.expired = True
 
     # connections
 
@@ -384,17 +371,11 @@ class _Session:
             pass
 
     def run(self) -> Outcome:
-        _install_hook()
-        _OWNERS[threading.get_ident()] = self
+        """In the session's thread (its connections are closed by the engine's session after)."""
         try:
             return self._run()
         except Exception as exc:  # every failure ends in a status, never a traceback
             return failed(exc, _failure, self.facts, self.expired)
-        finally:
-            _OWNERS.pop(threading.get_ident(), None)
-            self.kill()  # nothing of this session stays open
-            for sock in self.sockets:
-                sock.close()
 
     def _run(self) -> Outcome:
         smb1 = self._smb1()  # first, on its own connection: one connection to the host at a time
@@ -524,5 +505,6 @@ class _Session:
 async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
     """Probe one SMB service; never raises."""
     wall = session_wall(engine, options.limits.walk_time)
-    session = _Session(host, port, options.limits, engine.limits.timeout, wall)
-    return await run_session(engine, host, session.run, session.kill, wall)
+    conn = engine.blocking_session(host, wall)
+    session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)
+    return await run_session(engine, conn, session.run, session.kill, wall)

@@ -1,0 +1,104 @@
+"""--per-host and --rate hold for every connection of every blocking protocol, as the server sees it.
+
+Each real lab server (pyftpdlib FTP, rsync daemon, Samba, moto S3, nginx autoindex) stands
+behind a counting TCP relay on an address of its own; the scanner scans the relay's address
+with `--per-host 1` and a low `--rate`. The relay counts what reaches the server: connections
+open at once, and connections begun within any one second. Identification, the sweep and every
+connection the protocol's library opens (FTP data connections, one rsync connection per module
+and file head, impacket's, botocore's and httpx's) all count.
+
+The rule for a session that needs two connections at once (FTP control and data): it is
+granted its second connection without waiting, and counted, so nothing else starts on that
+host meanwhile; the host then sees `--per-host - 1 + 2` at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+from phiwatch.engine import Limits
+from phiwatch.models import ProbeStatus, Service
+from phiwatch.scanner import ScanConfig, Scanner
+from phiwatch.targets import build_targets
+
+from .relay import CountingRelay
+
+RELAY_HOST = "127.23.9.1"  # the "host" the scanner sees; the servers listen on 127.0.0.1
+RATE = 8.0  # --rate: new connections per second
+PASV_FIRST, PASV_LAST = 65, 69  # the pyftpdlib plug-in's passive data ports (offsets)
+FTP_OFFSET = 27
+
+
+def scan(ports: list[int], rate: float = RATE, per_host: int = 1) -> list[Service]:
+    limits = Limits(per_host=per_host, rate=rate, timeout=2.0, retries=0)
+    scanner = Scanner(ScanConfig(ports=ports, limits=limits))
+    outcome = asyncio.run(scanner.run(build_targets([RELAY_HOST], [], [], [])))
+    return sorted(outcome.services, key=lambda s: s.port)
+
+
+@contextmanager
+def behind_relay(lab_plugin, *names: str) -> Iterator[tuple[CountingRelay, list[dict]]]:
+    """The named plug-in servers, and a relay in front of every port they use."""
+    with ExitStack() as stack:
+        services = [s for name in names for s in stack.enter_context(lab_plugin(name))]
+        ports = [s["port"] for s in services]
+        for service in services:
+            if service["name"] == "pyftpdlib-mlsd":
+                base = service["port"] - FTP_OFFSET
+                ports += list(range(base + PASV_FIRST, base + PASV_LAST + 1))
+        relay = stack.enter_context(CountingRelay(RELAY_HOST, "127.0.0.1", ports))
+        yield relay, services
+
+
+# (plug-in, protocol found, --rate, connections the host may see at once, fewest connections expected);
+# the rate is low enough that the connections expected cannot all fit in one second's allowance
+CASES = [
+    ("pyftpdlib-mlsd", "ftp", RATE, 2, 20),  # control + data; a listing or head per data connection
+    ("rsyncd", "rsync", RATE, 1, 20),  # module list, one per module, one per file head
+    ("samba-guest", "smb", 2.0, 1, 6),  # identification, SMB1 check, null and guest sessions
+    ("moto-s3", "s3", RATE, 1, 20),  # identification, HTTP probe, the S3 walk
+    ("nginx-autoindex", "http", 4.0, 1, 12),  # identification, HTTP probe, the index walk
+]
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(("plugin", "protocol", "rate", "at_once", "fewest"), CASES, ids=[c[0] for c in CASES])
+def test_per_host_and_rate_hold_for_every_connection(lab_plugin, plugin, protocol, rate, at_once, fewest):
+    with behind_relay(lab_plugin, plugin) as (relay, services):
+        # Given the real server behind the relay, When it is scanned with --per-host 1 and a low --rate
+        (found,) = scan([services[0]["port"]], rate)
+    # Then the probe did its whole work under the limits (no session waited on itself) ...
+    assert found.protocol == protocol
+    assert found.status is ProbeStatus.EXPOSED, found.detail
+    # ... through enough connections that the limits were put to the test ...
+    assert len(relay.records) >= fewest
+    # ... and the server never saw more at once, nor more begun in any second, than allowed
+    assert relay.peak() <= at_once
+    assert relay.busiest_second() <= rate + 2  # one for the rate's burst allowance (1/20 s), one for jitter
+
+
+@pytest.mark.lab
+def test_a_session_holding_two_connections_keeps_other_sessions_of_the_host_waiting(lab_plugin):
+    with behind_relay(lab_plugin, "pyftpdlib-mlsd", "rsyncd") as (relay, services):
+        # Given FTP and rsync on one host, When both are scanned at once with --per-host 1
+        found = scan([s["port"] for s in services], rate=50)
+    # Then both were walked ...
+    assert {s.protocol for s in found} == {"ftp", "rsync"}
+    assert all(s.status is ProbeStatus.EXPOSED for s in found)
+    # ... and the host never had more open than FTP's control and data connections
+    by_port = {s["name"]: s["port"] for s in services}
+    assert {r.port for r in relay.records} >= {by_port["rsyncd"], by_port["pyftpdlib-mlsd"]}
+    assert relay.peak() <= 2
+
+
+@pytest.mark.lab
+def test_per_host_two_lets_two_sessions_run_at_once_and_no_more(lab_plugin):
+    with behind_relay(lab_plugin, "pyftpdlib-mlsd", "rsyncd") as (relay, services):
+        found = scan([s["port"] for s in services], rate=50, per_host=2)
+    assert all(s.status is ProbeStatus.EXPOSED for s in found)
+    # FTP's two connections and one of rsync's at most; and both sessions did run at once
+    assert 2 <= relay.peak() <= 3
