@@ -20,6 +20,7 @@ folder name, and never server text (MOTD, @ERROR lines, log messages) that may q
 from __future__ import annotations
 
 import posixpath
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -51,6 +52,7 @@ from .rsync_proto import (
     write_ndx_request,
 )
 from .walk import (
+    MAX_NAME,
     BoundedWalk,
     Budget,
     Entry,
@@ -159,8 +161,13 @@ class RsyncTree:
         if not parts or kind is None:
             return
         parent = "/" + "/".join(_decode(p) for p in parts[:-1])
-        found = entry(kind, _decode(parts[-1]), item.size if kind == "f" else None,
+        name = _decode(parts[-1])
+        found = entry(kind, name, item.size if kind == "f" else None,
                       None if item.target is None else _decode(item.target))
+        if found is None and kind == "f" and len(name) <= MAX_NAME:
+            # A line break in a file name: no walk path can carry it. As "?" it is a name the daemon
+            # would expand, so the walk counts the file from its name instead of dropping it.
+            found = entry(kind, re.sub(r"[\r\n]", "?", name), item.size)
         if found is None:
             return
         siblings = self.folders.setdefault(parent, [])
