@@ -68,7 +68,8 @@ def no_leak(text: str) -> None:
     ("name", "folder", "kind"),
     [("apache_fancy", "/", "apache"), ("apache_pre", "/", "apache"), ("apache_plain", "/exports/", "apache"),
      ("apache_list_root", "/", "generic"), ("nginx", "/exports/", "nginx"), ("iis", "/exports/", "iis"),
-     ("iis_root", "/", "iis"), ("lighttpd", "/exports/", "lighttpd"), ("python", "/", "python"),
+     ("iis_root", "/", "iis"), ("iis_longdate", "/exports/", "iis"), ("lighttpd", "/exports/", "lighttpd"),
+     ("python", "/", "python"),
      ("caddy", "/", "caddy"), ("rclone", "/", "rclone")],
 )
 def test_index_styles_are_recognised_by_structure(name, folder, kind):
@@ -134,6 +135,11 @@ def test_iis_root_relative_links_and_sizes_before_them():
         ("d", "DICOM", None), ("d", "HL7", None), ("f", "IM00001", 409600), ("f", "README.txt", 38),
     ]
     assert listing("iis_root", "/") == [("d", "Exports", None), ("f", "claims_2.837", 512)]
+    # IIS's own default (DirBrowseShowLongDate) with extensions hidden: the link text is not the name,
+    # the long dates in each row show a listing (a sample page written from IIS's documentation)
+    assert listing("iis_longdate", "/exports/") == [
+        ("d", "DICOM", None), ("f", "CT_small.dcm", 409600), ("f", "ADT_A01.hl7", 264), ("f", "README.txt", 38),
+    ]
 
 
 def test_lighttpd_and_python_http_server():

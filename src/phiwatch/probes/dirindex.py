@@ -74,9 +74,10 @@ _TAG = re.compile(r"<[^<>]{0,1024}>")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)i?B?$", re.I)
 _UNIT = re.compile(r"^([KMGT]?)i?B$|^([KMGT])$", re.I)  # a unit written apart from its number ("1.2 kB")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-# A date or time shown beside an entry: 2021-03-14, 14-Mar-2021, 2021-Mar-14, 3/14/2021, <time ...>
+# A date or time shown beside an entry: 2021-03-14, 14-Mar-2021, 2021-Mar-14, 3/14/2021, March 14, 2021, <time>
 _DATE = re.compile(
-    r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}-[A-Za-z]{3}-\d{4}|\d{4}-[A-Za-z]{3}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})\b"
+    r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}-[A-Za-z]{3}-\d{4}|\d{4}-[A-Za-z]{3}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4}"
+    r"|[A-Z][a-z]{2,8} \d{1,2}, \d{4})\b"  # IIS's long date: Sunday, March 14, 2021
     r"|<time\b",
     re.I,
 )
