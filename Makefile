@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 OUT ?= demo-output
 LAB_PORTS ?= 21100-21127,21180-21182
 
-.PHONY: install deps demo test lint lab-up lab-down bench clean lock
+.PHONY: install deps demo test lint lab-up lab-down bench bench-startup man clean lock
 
 # Two distributions from this repository: phiwatch (with its cluster and dev extras) and the lab,
 # phiwatch-lab (lab/pyproject.toml), which adds `phiwatch lab`. Their dependencies come hashed from
@@ -28,8 +28,8 @@ deps:
 demo: deps install
 	$(BIN)/phiwatch lab up
 	nfs_host=$$($(BIN)/python -c 'import phiwatch_lab as lab; print(*{s["host"] for s in lab.manifest()["services"] if "host" in s})') && \
-	$(BIN)/phiwatch scan 127.0.0.1 $$nfs_host -p 111,2049,$(LAB_PORTS) --timeout 2 --output $(OUT) --db $(OUT)/phiwatch.db --progress rich
-	@echo "Report: $(CURDIR)/$(OUT)/report.html (data: $(OUT)/scan.json; stop the lab with: make lab-down)"
+	$(BIN)/phiwatch scan 127.0.0.1 $$nfs_host -p 111,2049,$(LAB_PORTS) --timeout 2 --output $(OUT) --progress rich
+	@echo "Report: $(CURDIR)/$(OUT)/report.html; stored scans: phiwatch scans; stop the lab with: make lab-down"
 
 test: deps install
 	$(BIN)/ruff check src tests bench
@@ -45,9 +45,17 @@ lab-down: install
 bench: deps install
 	$(BIN)/python bench/dicom_vs_nmap.py
 
+bench-startup: install
+	$(BIN)/python bench/startup.py
+
+# phiwatch(1), generated from the command line's own help (man -l build/phiwatch.1 to read it)
+man: install
+	mkdir -p build
+	$(BIN)/phiwatch man -o build/phiwatch.1
+
 lock:
 	uv pip compile requirements.in --generate-hashes --python-version 3.11 -q \
 		--no-emit-package phiwatch --no-emit-package phiwatch-lab -o requirements.lock
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache build

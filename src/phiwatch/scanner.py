@@ -56,6 +56,20 @@ class ScanOutcome:
 
 
 Listener = Callable[[str, object], None]
+_PROVEN = frozenset({ProbeStatus.EXPOSED, ProbeStatus.EMPTY, ProbeStatus.QUERY_REFUSED})
+
+
+def _cut_short(service: Service) -> Service:
+    """A probe that returned, or failed, while its task was being cancelled (Ctrl-C) may have failed
+    because of it: unless its facts prove something, it says interrupted, neither the target's
+    error nor a failure of ours."""
+    task = asyncio.current_task()
+    if task is None or not task.cancelling() or service.status in _PROVEN:
+        return service
+    if service.status is ProbeStatus.INTERRUPTED:
+        return service
+    detail = "scan interrupted" + (f"; {service.detail}" if service.detail else "")
+    return service.model_copy(update={"status": ProbeStatus.INTERRUPTED, "detail": detail[:300]})
 _YIELD_EVERY = 32  # jobs a worker runs without giving the loop a turn, when none waited
 
 
@@ -183,6 +197,7 @@ class Scanner:
                               detail=f"internal error in probe: {type(exc).__name__}")
         finally:
             await channel.close()
+        service = _cut_short(service)
         if bucket_names.wants_names(service):
             self._held.setdefault(host, []).append(service)
             return
