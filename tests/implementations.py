@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,3 +55,20 @@ def expect_like_the_truth(svc: Service, share: ShareFacts, truth: Truth, exposed
     assert exposure.files.dicom == truth.total("dicom", "dicomdir")
     assert (exposure.files.hl7, exposure.files.x12) == (truth.total("hl7"), truth.total("x12"))
     no_leak(svc.model_dump_json() + json.dumps([f.model_dump(mode="json") for f in findings.values()]), extra)
+
+
+def scan_outputs(port: int, out: Path, *options: str) -> dict:
+    """`phiwatch scan` of one port, as a user runs it: every file it writes and everything it prints
+    is checked for canary values and lab names; returns its scan.json."""
+    result = subprocess.run(
+        [sys.executable, "-m", "phiwatch", "scan", "127.0.0.1", "-p", str(port), "--output", str(out), "--no-db",
+         "--timeout", "2", *options],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    no_leak(result.stdout + result.stderr, ("/HL7", "/X12", "/IMAGES"))
+    for path in out.rglob("*"):
+        if path.is_file():
+            no_leak(path.read_text(errors="replace"), ("/HL7", "/X12", "/IMAGES"))
+    document: dict = json.loads((out / "scan.json").read_text())
+    return document

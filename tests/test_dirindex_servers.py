@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from .implementations import expect_like_the_truth, started
+from .implementations import expect_like_the_truth, scan_outputs, started
 from .repo_helpers import identify
 
 SERVERS = {  # lab server -> (its services, the style phiwatch names)
@@ -54,3 +54,13 @@ def test_each_listing_is_recognised_and_counted_as_the_served_folder_holds_it(se
         (share,) = facts.shares
         # And every kind is counted as the folder holds it under the same limits
         expect_like_the_truth(svc, share, truth, "http_index_medical_files_exposed", ("/HL7", "/X12", "/IMAGES"))
+
+
+def test_a_scan_of_it_writes_the_exposure_and_no_canary_anywhere(server, tmp_path):
+    name, truth = server
+    entry = _entries(name)[0]
+    document = scan_outputs(entry["port"], tmp_path)
+    (svc,) = document["services"]
+    assert svc["protocol"] == "http" and svc["status"] == "exposed", name
+    finding = next(f for f in document["findings"] if f["check_id"] == "http_index_medical_files_exposed")
+    assert finding["exposure"]["files"]["hl7"] == truth.total("hl7")

@@ -15,7 +15,7 @@ import pytest
 
 from phiwatch.probes import ftp
 
-from .implementations import expect_like_the_truth, started
+from .implementations import expect_like_the_truth, scan_outputs, started
 from .repo_helpers import HOST, identify
 
 SERVERS = ["vsftpd-alone", "pyftpdlib-mlsd", "proftpd-anonymous", "pure-ftpd-anonymous", "rclone-ftp"]
@@ -57,3 +57,12 @@ def test_the_server_really_rewrites_ascii_and_the_probe_asks_for_binary(server):
         client.close()
     assert binary.startswith(b"ISA*") and len(lines) > 1
     assert ftp.LOGINS[0][0] == "anonymous"
+
+
+def test_a_scan_of_it_writes_the_exposure_and_no_canary_anywhere(server, tmp_path):
+    name, entry, truth, _ = server
+    document = scan_outputs(entry["port"], tmp_path)
+    (svc,) = document["services"]
+    assert svc["protocol"] == "ftp" and svc["status"] == "exposed", name
+    finding = next(f for f in document["findings"] if f["check_id"] == "ftp_medical_files_exposed")
+    assert finding["exposure"]["files"]["dicom"] == truth.total("dicom", "dicomdir")

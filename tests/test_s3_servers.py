@@ -19,7 +19,7 @@ from phiwatch.probes.walk import FileOptions
 from phiwatch_lab import rclone, seaweedfs
 from phiwatch_lab import s3 as moto_lab
 
-from .implementations import expect_like_the_truth, started
+from .implementations import expect_like_the_truth, scan_outputs, started
 from .repo_helpers import identify, no_leak
 
 SERVERS = {  # lab server -> (the folder its bucket was filled from, the bucket, names given by the user)
@@ -62,6 +62,15 @@ def test_the_bucket_is_counted_as_the_served_folder_holds_it(server):
     assert found["s3_anonymous_requests_served"].severity == "high"
     no_leak(alone.model_dump_json())
 
+
+def test_a_scan_of_it_writes_the_exposure_and_no_canary_anywhere(server, tmp_path):
+    name, entry, truth, bucket, given = server
+    options = [option for name_ in given for option in ("--s3-bucket", name_)]
+    document = scan_outputs(entry["port"], tmp_path, *options)
+    (svc,) = document["services"]
+    assert svc["protocol"] == "s3" and svc["status"] == "exposed", name
+    finding = next(f for f in document["findings"] if f["check_id"] == "s3_bucket_medical_files_exposed")
+    assert finding["exposure"]["files"]["x12"] == truth.total("x12")
 
 def test_an_endpoint_that_asks_for_a_signature_is_s3_and_refuses():
     with started("rclone-s3-signed", f"buckets/{rclone.BUCKET}") as (entry, _):
