@@ -452,3 +452,22 @@ def test_a_file_the_system_refuses_to_open_is_unreadable(tmp_path, monkeypatch):
     monkeypatch.setattr(context.os, "open", open_)
     [record] = audit_paths([tmp_path]).files
     assert (record.status, record.message) == ("unreadable", "permission denied")
+
+
+def test_hostile_shapes_stay_bounded(tmp_path):
+    """An include bomb, thousands of sections, sections nested past the bound: statuses, not hangs."""
+    bomb = tmp_path / "bomb"
+    for i in range(40):  # every file includes all 40 again: 40**8 reads without the bounds
+        write(bomb, f"part{i}.conf", f"[s{i}]\n  guest ok = yes\n  include = {bomb}/part*.conf\n")
+    write(bomb, "smb.conf", f"[global]\n  workgroup = X\n  include = {bomb}/part*.conf\n")
+    wide = "".join(f'<Directory "/srv/d{i}">\n  Options Indexes\n</Directory>\n' for i in range(5000))
+    write(tmp_path / "wide", "httpd.conf", "Listen 8080\n" + wide)
+    write(tmp_path / "deep", "httpd.conf", "<IfModule a>\n" * 100 + "</IfModule>\n" * 100)
+    write(tmp_path / "json", "orthanc.json", '{"DicomAet": "X", "HttpPort": 1, "Deep": ' + "[" * 100_000
+          + "]" * 100_000 + "}")
+    result = audit_paths([tmp_path])
+    by_path = {Path(f.path).relative_to(tmp_path).as_posix(): f for f in result.files}
+    assert "include bound reached" in (by_path["bomb/smb.conf"].message or "")
+    assert len([f for f in result.findings if f.location and f.location.path.endswith("wide/httpd.conf")]) == 5000
+    assert by_path["deep/httpd.conf"].status == "malformed"
+    assert by_path["json/orthanc.json"].status == "malformed"

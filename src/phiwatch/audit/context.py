@@ -13,6 +13,8 @@ from ..models import Finding
 from .model import AuditBounds, FileStatus
 from .source import Source, decode
 
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/run")
+
 
 class ConfigError(Exception):
     """A file could not be audited: its status and one clear line (never the file's content)."""
@@ -40,6 +42,7 @@ class Context:
     _sniffed: dict[str, int] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)  # every file read, for their secrets
     included_by: dict[str, str] = field(default_factory=dict)  # real path of an included file -> includer
+    include_budget: int = 256  # included files read for one file; the walker resets it per file
 
     def inside(self, path: Path) -> bool:
         real = Path(os.path.realpath(path))
@@ -85,6 +88,9 @@ class Context:
         loop and is skipped with a note, as is anything outside the given paths or beyond the
         include depth.
         """
+        if self.include_budget <= 0:
+            notes.append("include bound reached: no more included files are read for this file")
+            return []
         if len(chain) > self.bounds.max_include_depth:
             notes.append(f"include depth bound ({self.bounds.max_include_depth}) reached")
             return []
@@ -106,6 +112,7 @@ class Context:
                 notes.append(f"include {path}: {exc.message}")
                 continue
             sources.append(source)
+            self.include_budget -= 1
             self.included_by.setdefault(real, str(parent.path))
         return sources
 
@@ -116,6 +123,9 @@ class Context:
         """
         if not self.bounds.sniff_served or not folder or not os.path.isabs(folder):
             return None
+        real = os.path.realpath(folder)
+        if real == "/" or real.startswith(SYSTEM_TREES):
+            return None  # a whole file system or a kernel tree: never walked
         if folder not in self._sniffed:
             if not os.path.isdir(folder):
                 return None

@@ -23,6 +23,7 @@ class Directive:
     source: Source
     sections: tuple[tuple[str, str], ...]  # (section name lower case, its argument) outermost first
     end_line: int = 0  # for a section: the line of its closing tag
+    parent: Directive | None = None  # the innermost section it stands in
 
 
 @dataclass
@@ -39,8 +40,12 @@ def _split(text: str) -> list[str]:
         return text.split()
 
 
+MAX_DIRECTIVES = 50_000
+MAX_NESTING = 64
+
+
 def parse(source: Source, ctx: Context, tree: Tree | None = None, chain: tuple[str, ...] = (),
-          sections: tuple[tuple[str, str], ...] = ()) -> Tree:
+          sections: tuple[tuple[str, str], ...] = (), parent: Directive | None = None) -> Tree:
     tree = tree or Tree()
     chain = (*chain, os.path.realpath(source.path))
     stack: list[Directive] = []
@@ -66,23 +71,40 @@ def parse(source: Source, ctx: Context, tree: Tree | None = None, chain: tuple[s
             words = _split(line[1:-1])
             if not words:
                 raise ConfigError(FileStatus.MALFORMED, f"line {at}: empty section tag")
-            section = Directive(words[0].lower(), words[1:], at, source, inside)
-            tree.directives.append(section)
+            if len(stack) >= MAX_NESTING:
+                raise ConfigError(FileStatus.MALFORMED, f"sections nested more than {MAX_NESTING} deep")
+            enclosing = stack[-1] if stack else parent
+            section = Directive(words[0].lower(), words[1:], at, source, inside, parent=enclosing)
+            _add(tree, section)
             stack.append(section)
             continue
         words = _split(line)
-        directive = Directive(words[0].lower(), words[1:], at, source, inside)
-        tree.directives.append(directive)
+        if not words:
+            continue
+        enclosing = stack[-1] if stack else parent
+        directive = Directive(words[0].lower(), words[1:], at, source, inside, parent=enclosing)
+        _add(tree, directive)
         if directive.name in {"include", "includeoptional"} and directive.args:
             tree.includes.append(directive.args[-1])
             for included in ctx.include(source, directive.args[-1], chain, tree.notes):
-                parse(included, ctx, tree, chain, inside)
+                parse(included, ctx, tree, chain, inside, directive.parent)
     if stack:
         raise ConfigError(FileStatus.MALFORMED, f"section <{stack[-1].name}> opened at line {stack[-1].line} "
                                                 "is never closed")
     return tree
 
 
+def _add(tree: Tree, directive: Directive) -> None:
+    if len(tree.directives) >= MAX_DIRECTIVES:
+        raise ConfigError(FileStatus.MALFORMED, f"more than {MAX_DIRECTIVES} directives")
+    tree.directives.append(directive)
+
+
 def within(directive: Directive, section: Directive) -> bool:
-    """Whether `directive` stands inside `section` (same file, between its tags)."""
-    return directive.source is section.source and section.line < directive.line < (section.end_line or 10**9)
+    """Whether `directive` stands inside `section`, at any depth (includes inside it count)."""
+    parent = directive.parent
+    while parent is not None:
+        if parent is section:
+            return True
+        parent = parent.parent
+    return False

@@ -21,13 +21,10 @@ def recognise(name: str, text: str) -> bool:
 
 def _limited(tree: Tree, anonymous: Directive, commands: set[str], deny: str) -> bool:
     """Whether a <Limit> inside the <Anonymous> block denies (or allows) every listed command."""
-    for limit in tree.directives:
-        if limit.name != "limit" or not within(limit, anonymous):
-            continue
-        if not commands & {a.upper() for a in limit.args}:
-            continue
-        inner = [d.name for d in tree.directives if within(d, limit)]
-        if deny in inner:
+    limits = [d for d in tree.directives if d.name == "limit" and within(d, anonymous)
+              and commands & {a.upper() for a in d.args}]
+    for limit in limits:
+        if any(d.parent is limit and d.name == deny for d in tree.directives):
             return True
     return False
 

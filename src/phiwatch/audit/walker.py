@@ -27,6 +27,7 @@ from .source import Source
 
 KINDS: tuple[ModuleType, ...] = (orthanc, s3docs, dcmqrscp, ganesha, exports, vsftpd, proftpd, samba, rsyncd,
                                  nginx, apache)
+MAX_INCLUDED_FILES = 256  # per audited file: a glob in an include of an include ... stays bounded
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules"}
 # Files and folders whose names are shown in a status line. Any other name is only counted: folders
 # of medical data are named after patients, and the walk may pass through them.
@@ -158,6 +159,7 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
     for path in files_under(paths, bounds, skipped):
         record = AuditedFile(path=str(path), status=FileStatus.AUDITED)
         files.append(record)
+        ctx.include_budget = MAX_INCLUDED_FILES
         try:
             source = ctx.read(path)
             module = recognise(path.name, source.text, tuple(p.name for p in path.parents))
@@ -182,7 +184,7 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
         record.parser = parsed.parser
         record.includes = parsed.includes
         if parsed.notes:
-            record.message = "; ".join(parsed.notes)[:500]
+            record.message = summarise(parsed.notes)
         for finding in parsed.findings:
             where = finding.location.path if finding.location else str(path)
             if where != str(path):
@@ -230,6 +232,14 @@ def audit_paths(paths: list[Path], bounds: AuditBounds | None = None) -> AuditRe
         if source.secrets or source.secret_lines:
             audit._secrets[str(source.path)] = (frozenset(source.secrets), frozenset(source.secret_lines))
     return audit
+
+
+def summarise(notes: list[str], shown: int = 4) -> str:
+    """Distinct notes, bounds first, at most `shown` of them and a count of the rest."""
+    bounds = ("include bound", "include depth")
+    distinct = sorted(dict.fromkeys(notes), key=lambda note: not note.startswith(bounds))
+    text = "; ".join(distinct[:shown])
+    return (text + (f"; and {len(distinct) - shown} more notes" if len(distinct) > shown else ""))[:600]
 
 
 def _orthanc_folder(ctx: Context, members: list[tuple[AuditedFile, Source]],
