@@ -8,6 +8,11 @@ through the CLI, then:
   audit finding with the same id on the same port, unless EXPLAINED says why not;
 - every critical audit finding is proved by the scan (same id, same port) or explained;
 - no canary value, lab file name or secret reaches any audit output.
+ProFTPD and Apache httpd are not part of `lab up`; they are started alone, as their own
+protocol tests start them. What the audit does not see: file permissions between a server's
+user and the folder it serves (a server that cannot read its folder exposes nothing while its
+configuration says it would), firewalls and network namespaces (the lab's NFS server is
+reachable only inside its namespace; the scan reaches it there).
 """
 
 from __future__ import annotations
@@ -118,3 +123,36 @@ def test_no_canary_lab_file_name_or_secret_in_any_audit_output(views, lab_state_
             assert value not in text
         for name in LAB_FILE_NAMES:
             assert name not in text, name
+
+
+@pytest.mark.parametrize("name", ["proftpd-anonymous", "apache-index"])
+def test_proftpd_and_apache_alone_agree_with_their_scan(name, tmp_path):
+    """The lab's ProFTPD and Apache httpd, started alone as their protocol tests start them: the audit of
+    the configuration each one runs with, and a scan of its ports, see the same exposures."""
+    from phiwatch_lab.errors import LabError
+
+    from .implementations import started
+
+    try:
+        with started(name) as (entry, _truth):
+            folder = Path(entry["served"]).parent  # the server's folder: its configuration and its tree
+            ports = [entry["port"]] if name != "apache-index" else [entry["port"], entry["port"] + 1,
+                                                                     entry["port"] + 2]
+            scan = run("scan", "127.0.0.1", "-p", ",".join(map(str, ports)), "--timeout", "2", "--no-db",
+                       "--output", str(tmp_path / "scan"))
+            audit = run("audit", str(folder), "--sniff-served", "--output", str(tmp_path / "audit"))
+    except LabError as exc:
+        pytest.skip(str(exc))
+    assert scan.returncode == 0, scan.stderr
+    assert audit.returncode == 0, audit.stderr
+    scanned = json.loads((tmp_path / "scan" / "scan.json").read_text())["findings"]
+    audited = json.loads((tmp_path / "audit" / "audit.json").read_text())["findings"]
+    shared = {i for i, e in load_catalog().items() if {"scan", "audit"} <= set(e.sources)}
+    proved = {(f["check_id"], f["port"]) for f in scanned if f["check_id"] in shared}
+    seen = {(f["check_id"], f["port"]) for f in audited}
+    assert proved and proved <= seen
+    unproved = [f["check_id"] for f in audited if f["severity"] == "critical"
+                and (f["check_id"], f["port"]) not in proved]
+    assert unproved == []
+    texts = [p.read_text() for p in (tmp_path / "audit").iterdir()]
+    assert not [v for v in CANARY_STRINGS for text in texts if v in text]

@@ -265,11 +265,11 @@ def _orthanc_folder(ctx: Context, members: list[tuple[AuditedFile, Source]],
 
 
 def _unique(found: list[Finding]) -> list[Finding]:
-    seen: set[tuple[str, str, int | None, str]] = set()
+    seen: set[tuple[str, str, int | None, str, str, int]] = set()
     out: list[Finding] = []
     for f in found:
         key = (f.check_id, f.location.path if f.location else "", f.location.line if f.location else None,
-               f.evidence)
+               f.evidence, f.host, f.port)
         if key not in seen:
             seen.add(key)
             out.append(f)
