@@ -35,7 +35,7 @@ NMAP_CONFIG = {
     "Any AET is accepted (Insecure)": "accept-any",
     "Called AET check enabled": "called-ae-check",
 }
-GOAL_SPEEDUP, AIM_SPEEDUP, GOAL_RSS_MB = 100.0, 200.0, 150.0
+GOAL_SPEEDUP, AIM_SPEEDUP, GOAL_RSS_MB = 200.0, 200.0, 120.0  # with phiwatch's default options
 _children: set[int] = set()  # process groups to kill on exit
 
 
@@ -235,8 +235,10 @@ def run_phiwatch(args: argparse.Namespace, out: Path) -> dict[str, Any] | None:
     for stale in ("scan.json", "bench.db"):
         (out / stale).unlink(missing_ok=True)
     cmd = [str(args.phiwatch), "scan", args.net, "-p", str(args.port), "--output", str(out),
-           "--db", str(out / "bench.db"), "--concurrency", str(args.concurrency),
-           "--rate", str(args.rate), "--timeout", str(args.timeout)]
+           "--db", str(out / "bench.db")]
+    for flag, value in (("--concurrency", args.concurrency), ("--rate", args.rate), ("--timeout", args.timeout)):
+        if value is not None:  # unset: phiwatch's own default
+            cmd += [flag, str(value)]
     run = run_measured(cmd, out / "phiwatch.log", args.phiwatch_max_seconds)
     if run.returncode != 0:
         print(f"phiwatch exited {run.returncode}; see {out / 'phiwatch.log'}")
@@ -310,9 +312,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--port", type=int, default=104)
     ap.add_argument("--out", type=Path, default=HERE / "out", help="OUTDIR")
     ap.add_argument("--phiwatch", type=Path, default=PHIWATCH, help="phiwatch executable")
-    ap.add_argument("--concurrency", type=int, default=2000)
-    ap.add_argument("--rate", type=float, default=0, help="phiwatch --rate (0: unlimited)")
-    ap.add_argument("--timeout", type=float, default=3.0, help="phiwatch --timeout")
+    ap.add_argument("--concurrency", type=int, help="phiwatch --concurrency (default: phiwatch's)")
+    ap.add_argument("--rate", type=float, help="phiwatch --rate (default: phiwatch's; 0: no ceiling)")
+    ap.add_argument("--timeout", type=float, help="phiwatch --timeout (default: phiwatch's)")
     ap.add_argument("--phiwatch-max-seconds", type=float, default=600)
     ap.add_argument("--max-seconds", type=float, default=3600, help="kill nmap after this")
     mode = ap.add_mutually_exclusive_group()

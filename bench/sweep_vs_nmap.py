@@ -118,10 +118,12 @@ def phiwatch_open(scan_json: Path, port: int) -> set[str]:
 def commands(args: argparse.Namespace, out: Path) -> tuple[list[str], list[str]]:
     nmap = ["nmap", "-n", "-Pn", "-sT", "-p", str(args.port), *args.nmap_flags.split(),
             "-oX", str(out / "nmap.xml"), args.net]
-    phiwatch = [str(args.phiwatch), "scan", args.net, "-p", str(args.port),
-                "--concurrency", str(args.concurrency), "--rate", "0", "--retries", "0",
-                "--timeout", str(args.timeout), "--no-db", "--progress", "json",
-                "--output", str(out / "phiwatch")]
+    phiwatch = [str(args.phiwatch), "scan", args.net, "-p", str(args.port), "--db", str(out / "sweep.db"),
+                "--progress", "json", "--output", str(out / "phiwatch")]
+    for flag, value in (("--concurrency", args.concurrency), ("--rate", args.rate), ("--retries", args.retries),
+                        ("--timeout", args.timeout)):  # fmt: skip
+        if value is not None:  # unset: phiwatch's own default
+            phiwatch += [flag, str(value)]
     return nmap, phiwatch
 
 
@@ -164,8 +166,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--listeners", type=int, default=300, help="listening addresses (open variant)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--variants", default="closed,open", help="closed, open or both")
-    ap.add_argument("--concurrency", type=int, default=2000, help="phiwatch --concurrency")
-    ap.add_argument("--timeout", type=float, default=3.0, help="phiwatch --timeout")
+    ap.add_argument("--concurrency", type=int, help="phiwatch --concurrency (default: phiwatch's)")
+    ap.add_argument("--rate", type=float, help="phiwatch --rate (default: phiwatch's; 0: no ceiling)")
+    ap.add_argument("--retries", type=int, help="phiwatch --retries (default: phiwatch's)")
+    ap.add_argument("--timeout", type=float, help="phiwatch --timeout (default: phiwatch's)")
     ap.add_argument("--nmap-flags", default="", help="extra nmap flags, e.g. '--min-rate 50000'")
     ap.add_argument("--phiwatch", type=Path, default=PHIWATCH)
     ap.add_argument("--max-seconds", type=float, default=600, help="kill a tool after this")
@@ -188,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     version = subprocess.run(["nmap", "--version"], capture_output=True, text=True).stdout.splitlines()
     summary: dict[str, Any] = {"net": args.net, "port": args.port, "nmap": version[0] if version else "?",
-                               "phiwatch_options": {"concurrency": args.concurrency, "rate": 0,
-                                                    "retries": 0, "timeout": args.timeout}}
+                               "phiwatch_options": {"concurrency": args.concurrency, "rate": args.rate,
+                                                    "retries": args.retries, "timeout": args.timeout}}
     try:
         for variant in args.variants.split(","):
             print(f"variant {variant}:", flush=True)

@@ -141,6 +141,8 @@ class Journal:
         info.complete = outcome.complete
         info.addresses_done = sum(self.skipped.values()) + outcome.progress.done
         self.store.finish(info)
+        outcome.services.clear()  # stored already: one copy in memory at a time (peak RSS)
+        outcome.findings.clear()
         loaded = self.store.load(self.scan_id)
         assert loaded is not None
         return ScanResult(scan=info, services=loaded.services, findings=loaded.findings)
