@@ -12,6 +12,15 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
+  # The lab starts every server itself, on its own ports. Packages must not start theirs: apache2,
+  # lighttpd, nginx and caddy would all claim port 80 and fail each other's installation. Without a
+  # policy of the machine's own, one that denies service starts holds for this installation only.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# phiwatch install-debian-deps.sh: no service starts while it installs\nexit 101\n' \
+      | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
