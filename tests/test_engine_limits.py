@@ -1,6 +1,6 @@
 """--per-host and --rate hold for every connection of every blocking protocol, as the server sees it.
 
-Each real lab server (pyftpdlib FTP, rsync daemon, Samba, moto S3, nginx autoindex) stands
+Each real lab server (pyftpdlib FTP, rsync daemon, Samba, moto S3, nginx autoindex, nfs-ganesha) stands
 behind a counting TCP relay on an address of its own; the scanner scans the relay's address
 with `--per-host 1` and a low `--rate`. The relay counts what reaches the server: connections
 open at once, and connections begun within any one second. Identification, the sweep and every
@@ -24,6 +24,7 @@ from phiwatch.engine import Limits
 from phiwatch.models import ProbeStatus, Service
 from phiwatch.scanner import ScanConfig, Scanner
 from phiwatch.targets import build_targets
+from phiwatch_lab.errors import LabError
 
 from .relay import CountingRelay
 
@@ -79,6 +80,25 @@ def test_per_host_and_rate_hold_for_every_connection(lab_plugin, plugin, protoco
     # ... and the server never saw more at once, nor more begun in any second, than allowed
     assert relay.peak() <= at_once
     assert relay.busiest_second() <= rate + 2  # one for the rate's burst allowance (1/20 s), one for jitter
+
+
+@pytest.mark.lab
+def test_nfs_portmapper_mountd_and_nfsd_under_per_host_one(lab_plugin):
+    """NFS holds nfsd while it asks the portmapper and mountd: two at once, never three."""
+    with ExitStack() as stack:
+        try:
+            services = stack.enter_context(lab_plugin("nfs-ganesha"))
+        except LabError as exc:
+            pytest.skip(str(exc))
+        nfs = next(s for s in services if s["port"] == 2049)
+        ports = [111, 2049, nfs["expected"]["mountd_port"]]  # the relay stands for the NFS host
+        relay = stack.enter_context(CountingRelay(RELAY_HOST, nfs["host"], ports))
+        (found,) = scan([2049], rate=2.0)
+    assert found.protocol == "nfs" and found.status is ProbeStatus.EXPOSED, found.detail
+    assert {r.port for r in relay.records} == set(ports)  # nfsd, the portmapper and mountd
+    assert len(relay.records) >= 4
+    assert relay.peak() <= 2
+    assert relay.busiest_second() <= 2.0 + 2
 
 
 @pytest.mark.lab
