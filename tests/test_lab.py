@@ -178,6 +178,9 @@ PLUGIN_SERVICES = [
     ("wlmscpfs", BASE + 80, "dicom", None),
     ("pynetdicom-series", BASE + 81, "dicom", None),
     ("pynetdicom-universal", BASE + 82, "dicom", None),
+    ("honeypot/canned", BASE + 90, "dicom", None),
+    ("honeypot/persona", BASE + 91, "dicom", None),
+    ("honeypot/canned-bare", BASE + 92, "dicom", None),
 ]
 
 
@@ -212,7 +215,7 @@ def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_d
     assert plugins == PLUGIN_SERVICES
     assert all("host" not in s for s in lab["services"][:22])
     local_ports = sorted(s["port"] for s in lab["services"] if "host" not in s)
-    assert local_ports == [*range(BASE, BASE + 28), BASE + 80, BASE + 81, BASE + 82]
+    assert local_ports == [*range(BASE, BASE + 28), *(BASE + o for o in (80, 81, 82, 90, 91, 92))]
     for entry in lab["services"]:
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
         assert entry["process"]
@@ -995,15 +998,15 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path):
     # Given a second, separate lab at base+100
     manifest = lab_control.up(tmp_path, base_port=BASE + 100)
     pids = {r["pid"] for r in lab_control.status(tmp_path)}
-    assert len(pids) == 20  # ten built-in processes, ten plug-ins
+    assert len(pids) == 21  # ten built-in processes, eleven plug-ins
     assert Path(f"/run/netns/phiwatch-nfs-{BASE + 100}").exists()
     # When it is brought down
-    assert lab_control.down(tmp_path) == 20
+    assert lab_control.down(tmp_path) == 21
     # Then none of its processes remain, every port is free and down() is a no-op
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     on_loopback = [entry for entry in manifest["services"] if "host" not in entry]
-    assert len(on_loopback) == 31
+    assert len(on_loopback) == 34
     for entry in on_loopback:
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]

@@ -146,6 +146,16 @@ def test_canned_answers_give_their_reasons():
         TrustReason.UNIVERSAL_MATCH_ONLY, TrustReason.IGNORES_QUERY_KEYS}
 
 
+def test_series_identifiers_with_repeated_study_uids_are_explained_not_suspicious():
+    # Given a server answering once per series: Study UIDs repeat and each answer names its series
+    reasons = reasons_of(dicom_service("10.0.0.1", answers=clean_answers(), responses=15, studies=5,
+                                       unrequested=("SeriesInstanceUID",)))
+    assert reasons == [TrustReason.DUPLICATE_STUDY_UIDS]
+    # But the same attribute with every Study UID distinct was not asked for
+    assert TrustReason.UNREQUESTED_ELEMENTS in reasons_of(
+        dicom_service("10.0.0.1", answers=clean_answers(), unrequested=("SeriesInstanceUID",)))
+
+
 def test_private_elements_nobody_asked_for_are_no_signal():
     reasons = reasons_of(dicom_service("10.0.0.1", answers=clean_answers(), unrequested=("(0009,1001)",)))
     assert reasons == []

@@ -36,20 +36,20 @@ class LabServer:
 def servers() -> tuple[LabServer, ...]:
     """Every plug-in, in start order."""
     # Imported here, not at the top: plug-in modules import this one.
-    from . import autoindex, nfs, pyftpd, rsyncd, s3, samba, worklists
+    from . import autoindex, honeypots, nfs, pyftpd, rsyncd, s3, samba, worklists
 
     return (
         *SERVERS, pyftpd.SERVER, autoindex.SERVER, rsyncd.SERVER, s3.SERVER, nfs.SERVER, *samba.SERVERS,
-        *worklists.SERVERS,
+        *worklists.SERVERS, honeypots.SERVER,
     )  # fmt: skip
 
 
 def implementations() -> tuple[LabServer, ...]:
     """More real implementations per protocol, each started alone by its protocol's tests
     (control.single); not part of `lab up`."""
-    from . import ftpservers, rclone, seaweedfs, webservers
+    from . import ftpservers, honeypots, rclone, seaweedfs, webservers
 
-    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER)
+    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, honeypots.HOSTS_SERVER)
 
 
 SERVERS: tuple[LabServer, ...] = ()

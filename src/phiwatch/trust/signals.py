@@ -136,6 +136,14 @@ def association_signals(facts: DicomFacts) -> list[TrustReason]:
     return reasons
 
 
+# Identifiers of the series and instance levels: a server that answers a STUDY-level query
+# once per series or instance (its Study Instance UIDs repeat) sends them with good reason.
+LOWER_LEVEL = frozenset({
+    "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "SOPInstanceUID", "SOPClassUID",
+    "InstanceNumber",
+})
+
+
 def _standard(name: str) -> bool:
     """A keyword or a tag of an even group: private elements (odd groups) are vendors' own."""
     if not name.startswith("("):
@@ -151,7 +159,8 @@ def answer_signals(facts: DicomFacts) -> list[TrustReason]:
     if query is None or query.status != "exposed":
         return []
     reasons = []
-    if any(_standard(name) for name in query.unrequested_attributes):
+    explained = LOWER_LEVEL if query.duplicate_uid_responses else frozenset()
+    if any(_standard(name) and name not in explained for name in query.unrequested_attributes):
         reasons.append(TrustReason.UNREQUESTED_ELEMENTS)
     if query.duplicate_uid_responses:
         reasons.append(TrustReason.DUPLICATE_STUDY_UIDS)
