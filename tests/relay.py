@@ -24,6 +24,7 @@ class Record:
     port: int
     opened: float
     closed: float | None = None
+    sent: int = 0  # bytes the server sent the client
 
 
 @dataclass
@@ -108,7 +109,7 @@ class CountingRelay:
             await self._until_client_ends(record, reader)
             writer.close()
             return
-        upstream = asyncio.ensure_future(self._pipe(up_reader, writer))
+        upstream = asyncio.ensure_future(self._pipe(up_reader, writer, record))
         await self._pipe(reader, up_writer)  # the client's data, to its end
         record.closed = time.monotonic()
         upstream.cancel()
@@ -124,9 +125,12 @@ class CountingRelay:
         record.closed = time.monotonic()
 
     @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter,
+                    record: Record | None = None) -> None:
         try:
             while data := await source.read(65536):
+                if record is not None:
+                    record.sent += len(data)
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.CancelledError):

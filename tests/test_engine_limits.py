@@ -34,8 +34,9 @@ PASV_FIRST, PASV_LAST = 65, 69  # the pyftpdlib plug-in's passive data ports (of
 FTP_OFFSET = 27
 
 
-def scan(ports: list[int], rate: float = RATE, per_host: int = 1) -> list[Service]:
-    limits = Limits(per_host=per_host, rate=rate, timeout=2.0, retries=0)
+def scan(ports: list[int], rate: float = RATE, per_host: int = 1, byte_budget: int | None = None) -> list[Service]:
+    limits = Limits(per_host=per_host, rate=rate, timeout=2.0, retries=0,
+                    byte_budget=byte_budget or Limits().byte_budget)
     scanner = Scanner(ScanConfig(ports=ports, limits=limits))
     outcome = asyncio.run(scanner.run(build_targets([RELAY_HOST], [], [], [])))
     return sorted(outcome.services, key=lambda s: s.port)
@@ -122,3 +123,18 @@ def test_per_host_two_lets_two_sessions_run_at_once_and_no_more(lab_plugin):
     assert all(s.status is ProbeStatus.EXPOSED for s in found)
     # FTP's two connections and one of rsync's at most; and both sessions did run at once
     assert 2 <= relay.peak() <= 3
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("plugin", ["rsyncd", "pyftpdlib-mlsd"])
+def test_the_walk_is_bounded_by_the_services_byte_budget(lab_plugin, plugin):
+    budget = 48 * 1024  # the lab's trees hold megabytes of file heads within the walk's own bounds
+    with behind_relay(lab_plugin, plugin) as (relay, services):
+        # Given a tree far larger than the budget, When it is scanned with --byte-budget 48 KiB
+        (found,) = scan([services[0]["port"]], rate=0, byte_budget=budget)
+    # Then the walk stopped within it (what the server pushed into socket buffers is not what
+    # was read, so the count is phiwatch's own, taken at its sockets and in the walk)
+    shares = found.repository.shares  # type: ignore[union-attr]
+    assert any(share.limited for share in shares)
+    assert 0 < sum(share.bytes_read for share in shares) <= budget
+    assert sum(r.sent for r in relay.records) > budget  # the tree would have given much more
