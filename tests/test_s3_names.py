@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from phiwatch.checks import evaluate
 from phiwatch.models import HttpFacts, ProbeStatus, RepositoryFacts, Service, ShareFacts
-from phiwatch.probes import bucket_names
+from phiwatch.probes import bucket_names, s3
 from phiwatch.scanner import ScanConfig, Scanner
 from phiwatch_lab import seaweedfs
 
 from .implementations import expect_like_the_truth, started
 from .parrot import Parrot
+from .repo_helpers import run_probe
 
 
 def test_names_in_pages_scripts_and_cors_origins():
@@ -65,3 +69,46 @@ def test_bucket_names_found_elsewhere_on_the_host_open_the_bucket():
     assert set(found[parrot.port].http.bucket_names) == {seaweedfs.BUCKET, "pacs-export-old"}  # type: ignore[attr-defined]
     # And without the page, the same endpoint is only proved open
     assert alone[entry["port"]].status is ProbeStatus.OPEN  # type: ignore[attr-defined]
+
+
+def _error(code: bytes, status: bytes) -> bytes:
+    body = b"<?xml version='1.0'?><Error><Code>" + code + b"</Code><Message>m</Message></Error>"
+    head = b"HTTP/1.1 %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n" % (status, len(body))
+    return head + body
+
+
+def endpoint(random_answer: bytes):
+    """No bucket listed (an empty ListAllMyBucketsResult); any bucket request gets `random_answer`."""
+    empty = b"<?xml version='1.0'?><ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>"
+
+    async def scenario(reader, writer):
+        while line := await reader.readline():
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            if line.startswith(b"GET / "):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nx-amz-request-id: 1\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(empty), empty))  # fmt: skip
+            else:
+                writer.write(random_answer)
+            await writer.drain()
+
+    return scenario
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "status", "checks"),
+    [
+        (_error(b"NoSuchBucket", b"404 Not Found"), "NoSuchBucket", ProbeStatus.OPEN,
+         {"s3_anonymous_requests_served"}),
+        # An empty bucket list answered, buckets refused: open, and nothing to report
+        (_error(b"AccessDenied", b"403 Forbidden"), "AccessDenied", ProbeStatus.OPEN, set()),
+        (_error(b"x" * 5000, b"404 Not Found"), "HTTP 404", ProbeStatus.OPEN, set()),  # no code to trust
+    ],
+)
+def test_a_random_bucket_names_answer_tells_anonymous_access(answer, code, status, checks):
+    with Parrot(endpoint(answer)) as parrot:
+        outcome = run_probe(s3, parrot.port)
+    assert outcome.facts.random_bucket == code and outcome.status is status
+    svc = Service(host="127.0.0.1", port=parrot.port, protocol="s3", status=outcome.status,
+                  repository=outcome.facts)
+    assert {f.check_id for f in evaluate(svc)} == checks
