@@ -6,12 +6,14 @@ documents, ownership controls, logging and encryption configurations are stored 
 sts GetCallerIdentity answers a fixed account. What moto does not model: the WRITE grant of the
 canned public-read-write ACL (the test grants it explicitly); a default encryption
 configuration (S3 applies SSE-S3 to every new bucket, moto reports none, so every bucket
-here gets s3_bucket_encryption_off). Nor: it does not enforce
-any of those settings on requests (every request is answered as the owner), it does not
-compute GetBucketPolicyStatus the way S3 does, and it checks no signature. So these tests
-prove that the audit reads each layer and combines them into the right verdict, not that
-S3 would refuse a request: the verdict's rules are tested statement by statement in
-tests/test_audit.py.
+here gets s3_bucket_encryption_off); policy conditions and Block Public Access are not
+enforced on requests (the audit sends only the owner's own read requests, so enforcement is
+not what these tests exercise). Its
+GetBucketPolicyStatus calls any Allow for Principal * public, a Deny fence notwithstanding
+(whether S3 itself does is not tested here); the audit notes where that status and its own
+verdict differ. So these tests prove that the audit reads each layer and combines them into
+the verdict, not that S3 would refuse a request: the verdict's rules are tested statement by
+statement in tests/test_audit.py.
 """
 
 from __future__ import annotations
@@ -143,8 +145,11 @@ def test_each_bucket_gets_the_verdict_of_all_its_layers(endpoint, tmp_path):
     # a private bucket whose object has a public-read ACL: readable, not medical
     assert "s3_bucket_public_read" in found["quiet-www"]
     assert "s3_block_public_access_off" in found["pacs-open"]
-    # every layer was read: no call the store could not answer (the account's block settings included)
-    assert [f for f in data["files"] if f["message"]] == []
+    # every layer was read: no call the store could not answer (the account's block settings included);
+    # the one note: moto's GetBucketPolicyStatus calls the Deny-fenced policy public, the evaluator does not
+    notes = {f["path"]: f["message"] for f in data["files"] if f["message"]}
+    assert list(notes) == ["s3://deny-fenced"]
+    assert "IsPublic=True" in notes["s3://deny-fenced"] and "no public statement" in notes["s3://deny-fenced"]
 
 
 def test_medical_evidence_counts_without_names_values_or_keys(endpoint, tmp_path):

@@ -201,6 +201,12 @@ def audit_account(*, profile: str | None = None, endpoint_url: str | None = None
         state = bucket_state(s3, name, account_pab, bucket_notes)
         keys = _keys(s3, name, sample, bucket_notes) if sample else []
         verdict = evaluate(state)
+        policy_public = any(layer.layer == "policy" for layer in verdict.public) or any(
+            layer.layer == "policy" for layer, _ in verdict.voided)
+        if state.policy_status_public is not None and state.policy_status_public != policy_public:
+            found = "a" if policy_public else "no"
+            bucket_notes.append(f"S3's policy status says IsPublic={state.policy_status_public}, phiwatch's "
+                                f"evaluator found {found} public statement: review the policy")
         if keys and state.ownership != "BucketOwnerEnforced" and not (
                 (state.bucket_pab or {}).get("IgnorePublicAcls") or (account_pab or {}).get("IgnorePublicAcls")):
             public_objects = public_object_acls(s3, name, keys, bucket_notes)
