@@ -537,7 +537,7 @@ def man(
 
 
 
-register_audit(app)  # phiwatch audit: its own module
+register_audit(app, Command)  # phiwatch audit: its own module
 
 
 def _error(message: str) -> None:

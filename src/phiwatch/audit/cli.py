@@ -15,12 +15,12 @@ from ..severity import Severity
 
 
 def audit(
-    paths: Annotated[list[str], typer.Argument(
+    paths: Annotated[list[str] | None, typer.Argument(metavar="PATHS",
         help="Configuration files or folders to audit; 's3' alone audits your S3 account instead "
-             "(write ./s3 for a local file named s3)")],
+             "(write ./s3 for a local file named s3)")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output",
         help="Write audit.json, report.html, findings.csv, phiwatch.sarif and report.md here")] = None,
-    formats: Annotated[str, typer.Option("-f", "--formats", help="Formats for --output")]
+    formats: Annotated[str, typer.Option("-f", "--formats", metavar="FORMATS", help="Formats for --output")]
         = "json,html,csv,sarif,md",
     fail_on: Annotated[Severity | None, typer.Option("--fail-on",
         help="Exit 1 when a finding of this severity or higher is found")] = None,
@@ -45,10 +45,14 @@ def audit(
     from .model import AuditBounds
     from .report import FORMATS, console_lines, summary, unified_diff, write
 
+    if not paths:
+        typer.echo("phiwatch: error: give configuration files or folders to audit, or 's3'", err=True)
+        raise typer.Exit(2)
     chosen = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown:
-        typer.echo(f"error: unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}", err=True)
+        typer.echo(f"phiwatch: error: unknown format {', '.join(unknown)}; choose from {', '.join(FORMATS)}",
+                   err=True)
         raise typer.Exit(2)
     if paths == ["s3"]:
         from .s3account import AccountError, audit_account
@@ -57,7 +61,7 @@ def audit(
             result = audit_account(profile=profile, endpoint_url=endpoint_url, region=region, buckets=bucket,
                                    sample=sample)
         except AccountError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"phiwatch: error: {exc}", err=True)
             raise typer.Exit(2) from None
     else:
         from .walker import audit_paths
@@ -78,5 +82,6 @@ def audit(
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("audit")(audit)
+def register(app: typer.Typer, command_class: type | None = None) -> None:
+    """Add `phiwatch audit` to the main app (with the app's own command class, for its help layout)."""
+    app.command("audit", cls=command_class)(audit)

@@ -204,9 +204,9 @@ def audit_account(*, profile: str | None = None, endpoint_url: str | None = None
         policy_public = any(layer.layer == "policy" for layer in verdict.public) or any(
             layer.layer == "policy" for layer, _ in verdict.voided)
         if state.policy_status_public is not None and state.policy_status_public != policy_public:
-            found = "a" if policy_public else "no"
+            word = "a" if policy_public else "no"
             bucket_notes.append(f"S3's policy status says IsPublic={state.policy_status_public}, phiwatch's "
-                                f"evaluator found {found} public statement: review the policy")
+                                f"evaluator found {word} public statement: review the policy")
         if keys and state.ownership != "BucketOwnerEnforced" and not (
                 (state.bucket_pab or {}).get("IgnorePublicAcls") or (account_pab or {}).get("IgnorePublicAcls")):
             public_objects = public_object_acls(s3, name, keys, bucket_notes)
