@@ -61,6 +61,8 @@ class AdaptiveRate:
     def reserve(self) -> float:
         """Take the next start time; the seconds to wait for it (0 or less: go now)."""
         now = self._clock()
+        if not self._reserved:  # a window starts with its first connect (idle time is not judged)
+            self._window = now
         start = max(self._next, now - self.BURST)
         self._next = start + 1.0 / self.rate
         self._reserved += 1
