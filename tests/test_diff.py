@@ -105,3 +105,28 @@ def test_diff_text_says_the_scope_first_and_sorts_by_severity():
     assert lines[0].startswith("scope: ")
     rows = [line.split()[2] for line in lines if line.startswith("  not rescanned")]
     assert rows == ["critical", "low"]  # 127.0.0.1:11112 (critical) before 127.0.0.5 (low)
+
+
+def test_a_partial_stored_scan_counts_its_complete_shards_as_covered(tmp_path):
+    from phiwatch.cluster import sweep_shards
+    from phiwatch.diff import complete_shards
+    from phiwatch.store import Store
+    from phiwatch.targets import build_targets
+
+    # Given an older scan with findings on two hosts, and a newer one stopped after its first shard
+    old = covering(a_result("old"), specs=["127.0.0.0/30"], ports=[104])
+    old.findings.append(old.findings[0].model_copy(update={"host": "127.0.0.2"}))
+    new = covering(a_result("new"), specs=["127.0.0.0/30"], ports=[104])
+    new.scan.complete, new.services, new.findings = False, [], []
+    store = Store(tmp_path / "s.db")
+    store.begin(new.scan, {"targets": ["127.0.0.0/30"], "excludes": []}, 2)
+    first = next(sweep_shards(build_targets(["127.0.0.0/30"]).blocks, 2))
+    store.record(new.scan.id, [], (first.index, first.digest, first.units))
+    # When the diff knows the complete shards
+    done = complete_shards(store, new.scan.id)
+    store.close()
+    result = diff_scans(old, new, done)
+    # Then the host of the complete shard is fixed, the other one not rescanned
+    assert [f.host for f in result.fixed] == ["127.0.0.1"]
+    assert [f.host for f in result.not_rescanned] == ["127.0.0.2"]
+    assert diff_scans(old, new).fixed == []  # without the shards, nothing is called fixed

@@ -475,9 +475,17 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print the difference as JSON")] = False,
 ) -> None:
     """New, fixed and changed findings between two scans, within what both of them covered."""
-    from .diff import diff_scans, diff_text
+    from .diff import complete_shards, diff_scans, diff_text
 
-    result = diff_scans(_load_scan(old, db), _load_scan(new, db))
+    newer = _load_scan(new, db)
+    done = None
+    if not newer.scan.complete and not Path(new).exists():  # a stored partial scan: its complete shards
+        store = _open_store(db)
+        try:
+            done = complete_shards(store, newer.scan.id)
+        finally:
+            store.close()
+    result = diff_scans(_load_scan(old, db), newer, done)
     if as_json:
         print(result.model_dump_json(indent=2))
     else:

@@ -1,8 +1,9 @@
 """Compare two scans within what both covered: new, fixed and changed findings. Keys and counts only.
 
 A finding of the older scan is "fixed" only when the newer scan looked at its service (its
-address among the newer scan's targets, its port among its ports, and the service probed to
-the end, or the scan complete) and did not find it again. Anything else is "not rescanned".
+address among the newer scan's targets, its port among its ports, and the scan complete, or
+the address in one of a partial scan's complete shards, or the service probed to the end)
+and did not find it again. Anything else is "not rescanned".
 A finding of the newer scan outside the older one's scope is "first scanned", not "new".
 Host names in targets are compared as names, never resolved.
 """
@@ -10,6 +11,7 @@ Host names in targets are compared as names, never resolved.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -68,8 +70,10 @@ def _differences(before: Finding, after: Finding) -> list[str]:
 class Scope:
     """Which (host, port) services one scan looked at."""
 
-    def __init__(self, result: ScanResult) -> None:
+    def __init__(self, result: ScanResult, done: list[Block] | None = None) -> None:
+        """`done`: the addresses of a partial scan's complete shards, when the store knows them."""
         info = result.scan
+        self.done = done or []
         self.info = info
         self.ports = set(info.targets.ports)
         self.finished = {(s.host, s.port) for s in result.services if s.status not in UNFINISHED}
@@ -87,8 +91,10 @@ class Scope:
         """Did this scan look at host:port to the end? Unknown counts as no."""
         if (host, port) in self.finished:
             return True
-        if (host, port) in self.cut_short or self.listed or not self.info.complete or not self.known:
-            return False  # a partial scan, or a list of services: only what it recorded finished
+        if (host, port) in self.cut_short or self.listed or not self.known:
+            return False  # a list of services: only what it recorded finished
+        if not self.info.complete:  # a partial scan: the addresses of its complete shards
+            return port in self.ports and _in_blocks(host, self.done) and self._in_targets(host)
         return port in self.ports and self._in_targets(host)
 
 
@@ -123,7 +129,8 @@ def _in_blocks(host: str, blocks: list[Block]) -> bool:
 def _scope_notes(old: Scope, new: Scope, outside: int) -> list[str]:
     notes = []
     if not new.info.complete:
-        notes.append("the newer scan is partial: only services it probed to the end are compared")
+        notes.append("the newer scan is partial: only its complete shards and the services it probed "
+                     "to the end are compared")
     missing_ports = sorted(old.ports - new.ports)
     if missing_ports and not new.listed:
         shown = ",".join(map(str, missing_ports[:12])) + ("..." if len(missing_ports) > 12 else "")
@@ -135,10 +142,11 @@ def _scope_notes(old: Scope, new: Scope, outside: int) -> list[str]:
     return notes
 
 
-def diff_scans(old: ScanResult, new: ScanResult) -> ScanDiff:
+def diff_scans(old: ScanResult, new: ScanResult, new_done: list[Block] | None = None) -> ScanDiff:
+    """`new_done`: addresses of the newer scan's complete shards, when it is partial."""
     before = {finding_key(f): f for f in old.findings}
     after = {finding_key(f): f for f in new.findings}
-    old_scope, new_scope = Scope(old), Scope(new)
+    old_scope, new_scope = Scope(old), Scope(new, new_done)
     changed = []
     unchanged = 0
     for key in before.keys() & after.keys():
@@ -186,3 +194,27 @@ def diff_text(result: ScanDiff) -> list[str]:
     lines += [line("first scanned", f) for f in result.first_scanned]
     lines += [line("not rescanned", f) for f in result.not_rescanned]
     return lines
+
+
+def complete_shards(store: Any, scan_id: str) -> list[Block] | None:
+    """The addresses of a stored sweep's complete shards, cut again from its stored request; None
+    when they cannot be known without reading files or resolving names (lists, host names)."""
+    from .cluster import sweep_shards
+    from .targets import build_targets
+
+    planned = store.plan(scan_id)
+    if planned is None:
+        return None
+    _, request, shard_size = planned
+    specs, excludes = request.get("targets", []), request.get("excludes", [])
+    if request.get("input_lists") or request.get("exclude_files") or request.get("from_file"):
+        return None
+    try:
+        if any(numeric_blocks(spec) is None for spec in [*specs, *excludes]):
+            return None  # a host name: never resolved for a diff
+        targets = build_targets(specs, [], excludes, [])
+    except TargetError:
+        return None
+    finished = store.shards(scan_id)
+    return [block for shard in sweep_shards(targets.blocks, shard_size)
+            if finished.get(shard.index, ("", 0))[0] == shard.digest for block in shard.blocks]
