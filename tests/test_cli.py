@@ -367,3 +367,26 @@ def test_start_up_imports_only_what_the_command_uses(tmp_path):
     assert "phiwatch.scanner" in scanned  # it did scan
     # the lab's commands load when they are asked for
     assert any(m.startswith("phiwatch_lab") for m in imported_by("lab", "--help"))
+
+
+def test_a_fault_of_phiwatch_is_one_line_with_its_type_only(tmp_path):
+    import sqlite3
+
+    from phiwatch.store import Store
+
+    from .test_store import a_result
+
+    # Given a store whose one scan was damaged by hand
+    store = Store(tmp_path / "s.db")
+    store.save(a_result("damaged"))
+    store.close()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("UPDATE scans SET scan = '{\"id\": \"damaged\"}'")
+    # When it is rendered, Then one line names the error's type, never its message, exit 1
+    result = phiwatch("report", "damaged", "--db", str(tmp_path / "s.db"), "-o", str(tmp_path / "out"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    said = "phiwatch: error: internal error (ValidationError); PHIWATCH_DEBUG=1 shows where"
+    assert result.stderr.strip() == said
+    debug = phiwatch("report", "damaged", "--db", str(tmp_path / "s.db"), "-o", str(tmp_path / "out"),
+                     env={"PHIWATCH_DEBUG": "1"})
+    assert "Traceback" in debug.stderr

@@ -6,6 +6,7 @@ the store, the engine and the report writers are imported by the command that us
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -573,6 +574,11 @@ def main() -> None:
         sys.stderr.write("phiwatch: interrupted\n")
         sys.exit(130)
     except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:  # a fault of phiwatch's own: its type only (a message may quote a peer)
+        if os.environ.get("PHIWATCH_DEBUG"):
+            raise
+        _error(f"internal error ({type(exc).__name__}); PHIWATCH_DEBUG=1 shows where")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
