@@ -471,3 +471,35 @@ def test_hostile_shapes_stay_bounded(tmp_path):
     assert len([f for f in result.findings if f.location and f.location.path.endswith("wide/httpd.conf")]) == 5000
     assert by_path["deep/httpd.conf"].status == "malformed"
     assert by_path["json/orthanc.json"].status == "malformed"
+
+
+def test_the_diff_applies_to_the_files_it_names(tmp_path):
+    """--diff is a real unified diff: `patch --dry-run` accepts it against the audited files."""
+    conf = tmp_path / "conf"
+    write(conf, "smb.conf", SMB_GUEST.format(path="/srv/imaging"))
+    write(conf, "exports", "/srv/pacs *(rw,no_root_squash)\n")
+    write(conf, "vsftpd.conf", "listen=YES\nanonymous_enable=YES\n")
+    done = run_cli(str(conf), "--diff", "-q")
+    diff = done.stdout[done.stdout.index("--- a/"):]
+    applied = subprocess.run(["patch", "--dry-run", "-p1", "-d", "/"], input=diff, capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stdout.count("checking file") == 3
+
+
+REAL_SAMPLES = {  # the servers' own sample configurations on this machine, when their packages are installed
+    "/etc/samba/smb.conf": "smb.conf", "/etc/vsftpd.conf": "vsftpd.conf",
+    "/usr/share/doc/rsync/examples/rsyncd.conf": "rsyncd.conf", "/etc/ganesha/ganesha.conf": "ganesha.conf",
+    "/etc/nginx/nginx.conf": "nginx", "/etc/apache2/apache2.conf": "apache",
+    "/etc/orthanc/orthanc.json": "orthanc.json", "/etc/dcmtk/dcmqrscp.cfg": "dcmqrscp.cfg",
+}
+
+
+def test_the_real_servers_own_samples_are_recognised_and_parsed():
+    present = [Path(p) for p in REAL_SAMPLES if Path(p).is_file()]
+    if not present:
+        pytest.skip("no server sample configuration installed")
+    result = audit_paths(present)
+    kinds = {f.path: f.kind for f in result.files}
+    for path in present:
+        assert kinds.get(str(path)) == REAL_SAMPLES[str(path)], path
+    assert not [f for f in result.files if f.status == "malformed"]
