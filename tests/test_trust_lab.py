@@ -16,6 +16,7 @@ from phiwatch.models import ScanResult
 from phiwatch.probes.dicom import DEFAULT_PORTS as DICOM_PORTS
 from phiwatch.store import Store
 from phiwatch_lab.canary import CANARY_STRINGS
+from phiwatch_lab.truth import DICOM_DEFAULT_PORTS, ladder_truth
 
 pytestmark = pytest.mark.lab
 
@@ -77,52 +78,12 @@ def test_the_lab_honeypots_are_marked_with_their_documented_reasons(lab_trust):
     assert canned[0] is not None and len(set(canned)) == 1  # one fleet: identical fingerprints
 
 
-def _truth(lab: dict) -> dict[str, dict[str, tuple[int, int]]]:
-    """Each ladder step's (raw, filtered) count, from the manifest and these documented rules:
-    a silent DICOM server is known as DICOM only on a DICOM default port; a server that checks
-    the called AE title rejects phiwatch's default one; every lab SCP that accepts answers C-ECHO;
-    a bare DICOMweb server has no product; a web API counts as unauthenticated when it answers
-    without credentials beyond a static shell (a DICOMweb root, an API or data page, a product's
-    version API behind a login form) or opens with a blank login; file repositories that let
-    anonymous visitors in serve the medical tree (it holds the canary)."""
-    steps: dict[str, dict[str, list[bool]]] = {"dicom": {}, "web": {}, "files": {}}
-
-    def count(family: str, step: str, entry: dict, hit: bool) -> None:
-        steps[family].setdefault(step, [])
-        if hit:
-            steps[family][step].append(bool(entry["expected"].get("honeypot")))
-
-    for entry in lab["services"]:
-        e = entry["expected"]
-        if entry["protocol"] == "dicom":
-            silent = e.get("status") == "timeout"
-            accepted = e.get("association") == "accepted" and not e.get("called_ae_checked")
-            count("dicom", "tcp_open", entry, not silent or entry["port"] in DICOM_PORTS)
-            count("dicom", "association_accepted", entry, accepted)
-            count("dicom", "any_called_ae", entry, accepted)
-            count("dicom", "echo_answered", entry, accepted)
-            count("dicom", "query_answered", entry, accepted and e.get("query") in ("exposed", "empty"))
-            count("dicom", "studies_exposed", entry, accepted and e.get("query") == "exposed")
-            count("dicom", "tls", entry, bool(entry.get("tls")))
-        elif "access" in e:
-            anonymous = e["access"] in ("anonymous", "guest")
-            count("files", "reachable", entry, True)
-            count("files", "anonymous_access", entry, anonymous)
-            count("files", "listing", entry, anonymous)
-            count("files", "medical_files_verified", entry, anonymous and bool(e.get("canary")))
-        elif entry["protocol"] == "http":
-            open_api = (e.get("auth") == "none" and (e.get("dicomweb") or e.get("page", "/") != "/")) or (
-                e.get("blank_login") == "accepted") or ("version_path" in e and e.get("auth") == "login-form")
-            count("web", "reachable", entry, True)
-            count("web", "product_identified", entry, e.get("product") not in (None, "dicomweb"))
-            count("web", "unauthenticated_api", entry, open_api)
-            count("web", "data_listed", entry, e.get("query") == "exposed")
-    return {family: {step: (len(hits), hits.count(False)) for step, hits in rows.items()}
-            for family, rows in steps.items()}
+def test_the_labs_idea_of_dicom_ports_is_phiwatchs():
+    assert tuple(DICOM_DEFAULT_PORTS) == tuple(DICOM_PORTS)
 
 
 def test_the_exposure_ladder_equals_the_truth_from_the_manifest(lab_trust):
-    truth = _truth(lab_trust["lab"])
+    truth = ladder_truth(lab_trust["lab"]["services"])
     ladder = {family: {s["step"]: (s["raw"], s["filtered"]) for s in steps}
               for family, steps in lab_trust["json"]["summary"]["ladder"].items()}
     assert ladder == truth
