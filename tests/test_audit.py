@@ -503,3 +503,11 @@ def test_the_real_servers_own_samples_are_recognised_and_parsed():
     for path in present:
         assert kinds.get(str(path)) == REAL_SAMPLES[str(path)], path
     assert not [f for f in result.files if f.status == "malformed"]
+
+
+def test_orthanc_http_bind_addresses_narrow_the_reach(tmp_path):
+    config = write(tmp_path, "orthanc.json", '{ "DicomAet" : "X", "HttpPort" : 8042,\n'
+                   '  "RemoteAccessAllowed" : true, "AuthenticationEnabled" : false,\n'
+                   '  "HttpBindAddresses" : [ "127.0.0.1" ] }\n')
+    [open_api] = [f for f in audit_paths([config]).findings if f.check_id == "web_pacs_open"]
+    assert "loopback only" in open_api.evidence and open_api.host == "127.0.0.1"

@@ -5,12 +5,14 @@ follows RemoteAccessAllowed), DicomCheckCalledAet false, DicomAlwaysAllowEcho an
 DicomAlwaysAllowStore true, DicomAlwaysAllowFind/FindWorklist/Get/Move false,
 DicomCheckModalityHost false, DicomTlsEnabled false, SslEnabled false. Orthanc 1.10 has no
 bind-address option: both ports listen on every address, so RemoteAccessAllowed (the REST
-API) and a firewall are what limit reach. RegisteredUsers passwords are secrets: they are
-remembered only to mask them.
+API) and a firewall are what limit reach; later Orthanc reads HttpBindAddresses (a list of
+addresses for the HTTP server, empty for all), which the verdict takes into account.
+RegisteredUsers passwords are secrets: they are remembered only to mask them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from .context import ConfigError, Context, Parsed
@@ -115,16 +117,23 @@ def audit_group(sources: list[Source], ctx: Context) -> Parsed:
     if get("HttpServerEnabled", True) is not False:
         remote = get("RemoteAccessAllowed", False) is True
         auth = get("AuthenticationEnabled", remote) is True
+        binds = [str(b) for b in get("HttpBindAddresses", []) or [] if isinstance(b, str)]
+        http_host = binds[0] if len(binds) == 1 else ""
         reach = "from any address (RemoteAccessAllowed true)" if remote else (
             "from this host only (RemoteAccessAllowed false), and from anywhere through a reverse proxy")
+        if binds and all(_loopback(b) for b in binds):
+            reach = f"on loopback only (HttpBindAddresses {', '.join(binds)}), and through a reverse proxy"
+        elif binds:
+            reach += f" on {', '.join(binds)} (HttpBindAddresses)"
         if not auth:
             evidence = f"AuthenticationEnabled is false: the REST API answers without a login {reach}"
             fix = setting("AuthenticationEnabled", "true")
             add(finding("web_pacs_open", evidence, *at("AuthenticationEnabled"), fix=fix,
-                        port=http_port, protocol="http"))
+                        port=http_port, host=http_host, protocol="http"))
             if medical:
                 add(finding("dicomweb_studies_exposed", f"{evidence}; its storage holds {medical} DICOM files",
-                            *at("AuthenticationEnabled"), fix=fix, port=http_port, protocol="http"))
+                            *at("AuthenticationEnabled"), fix=fix, port=http_port, host=http_host,
+                            protocol="http"))
         elif isinstance(users, dict):
             for user, password in users.items():
                 holder, text = owner["RegisteredUsers"]
@@ -134,12 +143,20 @@ def audit_group(sources: list[Source], ctx: Context) -> Parsed:
                 if (str(user), str(password)) in DEFAULT_LOGINS:
                     add(finding("web_default_login_accepted", f"RegisteredUsers keeps the sample user {user!r} "
                                 f"with its published password, {reach}", holder, number, fix=new,
-                                port=http_port, protocol="http"))
+                                port=http_port, host=http_host, protocol="http"))
                 elif not str(password):
                     add(finding("web_blank_login_accepted", f"RegisteredUsers user {user!r} has a blank "
-                                f"password, {reach}", holder, number, fix=new, port=http_port, protocol="http"))
+                                f"password, {reach}", holder, number, fix=new, port=http_port, host=http_host,
+                                protocol="http"))
         if auth and get("SslEnabled", False) is not True:
             add(finding("web_credentials_over_http", "SslEnabled is not true: logins cross the network in clear "
                         "text", *at("SslEnabled"), fix=setting("SslEnabled", "true"),
-                        port=http_port, protocol="http"))
+                        port=http_port, host=http_host, protocol="http"))
     return out
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
