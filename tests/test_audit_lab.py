@@ -156,3 +156,55 @@ def test_proftpd_and_apache_alone_agree_with_their_scan(name, tmp_path):
     assert unproved == []
     texts = [p.read_text() for p in (tmp_path / "audit").iterdir()]
     assert not [v for v in CANARY_STRINGS for text in texts if v in text]
+
+
+def test_a_samba_that_lists_shares_to_null_sessions_agrees_with_its_scan(tmp_path):
+    """The lab's password-only Samba with `restrict anonymous = 0` (Samba's default) instead of 2: no share
+    is open to guests, yet a null session lists the shares; both views say smb_anonymous_share_access."""
+    import os
+    import signal
+    import socket
+    import time
+
+    from phiwatch_lab import samba
+    from phiwatch_lab.errors import LabError
+
+    from .conftest import LAB_BASE_PORT
+
+    try:
+        samba.check_installed()
+    except LabError as exc:
+        pytest.skip(str(exc))
+    port = LAB_BASE_PORT + 96
+    folder = tmp_path / "samba"
+    folder.mkdir()
+    prepared = samba.prepare(folder, LAB_BASE_PORT, guest=False)
+    config = folder / "smb.conf"
+    text = config.read_text()
+    assert "restrict anonymous = 2" in text
+    config.write_text(text.replace("restrict anonymous = 2", "restrict anonymous = 0").replace(
+        f"smb ports = {LAB_BASE_PORT + samba.AUTH_OFFSET}", f"smb ports = {port}"))
+    # its own session: the runner stops Samba's helper by process group
+    server = subprocess.Popen(prepared.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        scan = run("scan", "127.0.0.1", "-p", str(port), "--timeout", "3", "--no-db", "--output",
+                   str(tmp_path / "scan"))
+        audit = run("audit", str(config), "--output", str(tmp_path / "audit"))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(20)
+    assert scan.returncode == 0 and audit.returncode == 0, scan.stderr + audit.stderr
+    scanned = {f["check_id"] for f in json.loads((tmp_path / "scan" / "scan.json").read_text())["findings"]}
+    audited = json.loads((tmp_path / "audit" / "audit.json").read_text())["findings"]
+    assert "smb_anonymous_share_access" in scanned
+    [finding] = [f for f in audited if f["check_id"] == "smb_anonymous_share_access"]
+    assert finding["port"] == port and "restrict anonymous = 0" in finding["evidence"]
+    assert finding["fix"][0]["new"].strip() == "restrict anonymous = 2"

@@ -10,7 +10,9 @@ defaults. phiwatch's parser always supplies the lines findings point at.
 Verdicts: `guest ok` on a share lets null and guest sessions in whatever `restrict
 anonymous` says (smb.conf(5)); `map to guest = Bad User` turns every unknown user into the
 guest; `hosts allow` narrows who can connect; `server min protocol` below SMB2 enables
-SMB1; `server signing` other than mandatory leaves signing optional.
+SMB1; `server signing` other than mandatory leaves signing optional; `restrict anonymous = 0`
+(the default) lets a null session list the shares even when none is open to guests (measured
+with Samba 4.17, which refuses the list at 1).
 """
 
 from __future__ import annotations
@@ -182,6 +184,16 @@ def audit(source: Source, ctx: Context) -> Parsed:
         if medical:
             check, evidence = "smb_medical_files_exposed", evidence + f"; its folder holds {medical} medical files"
         findings.append(finding(check, evidence, section.source, section.line, fix=fix, host=host, port=port))
+    restrict = effective.glob.get("restrictanonymous", "0").strip()
+    # measured with Samba 4.17: restrict anonymous = 0 lets a null session list the shares; 1 refuses it
+    if restrict == "0" and not any(f.check_id.startswith("smb_") for f in findings):
+        located = _located(glob, "restrictanonymous")
+        findings.append(finding(
+            "smb_anonymous_share_access", f"restrict anonymous = {restrict}: a null session (no user, no "
+            "password) can list the shares, though none is open to guests", glob.source,
+            located.line if located else glob.line,
+            fix=_set(source, glob, "restrictanonymous", "2", "restrict anonymous"), host=host, port=port,
+        ))
     protocol = effective.glob.get("serverminprotocol", DEFAULTS["serverminprotocol"]).lower()
     if protocol in SMB1:
         findings.append(finding(
