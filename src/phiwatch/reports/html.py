@@ -38,8 +38,9 @@ SEVERITY_COLOURS = {
     Severity.INFO: "#475569",
 }
 BAR_COLOUR = "#0f766e"
-# Connections that got nowhere: listed, but not counted as answering services.
-SILENT = {ProbeStatus.REFUSED, ProbeStatus.TIMEOUT, ProbeStatus.UNREACHABLE}
+# Connections that got nowhere, and probes cut short on our side: listed, not counted as answering.
+SILENT = {ProbeStatus.REFUSED, ProbeStatus.TIMEOUT, ProbeStatus.UNREACHABLE, ProbeStatus.INTERRUPTED,
+          ProbeStatus.PROBE_ERROR}
 MAX_BARS = 12
 LABEL_CHARS = 30
 
