@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -109,3 +110,42 @@ def test_the_watchdog_wakes_a_blocked_read_and_stops_new_connections(listener):
         assert time.monotonic() - started < 5
         with pytest.raises(TimeoutError):
             session.connect(listener.port)
+
+
+def test_a_services_async_and_blocking_connections_share_one_budget():
+    from phiwatch.engine import Engine
+    from phiwatch.probes.blocking import run_session
+
+    server = Listener(greeting=b"y" * 6000)
+
+    async def main() -> tuple[int, bool]:
+        engine = Engine(Limits(byte_budget=8192, timeout=1.0, retries=0))
+        try:
+            with engine.service() as meter:
+                # Given 6000 bytes read by the service's asyncio probe ...
+                channel = await engine.connect(HOST, server.port)
+                assert len(await channel.read_exact(6000)) == 6000
+                await channel.close()
+                # ... When its blocking session reads from the same service
+                session = engine.blocking_session(HOST, 5.0)
+
+                def work() -> bool:
+                    sock = session.connect(server.port)
+                    try:
+                        while sock.recv(4096):
+                            pass
+                    except BudgetSpent:
+                        return True
+                    return False
+
+                spent = await run_session(engine, session, work, lambda: None, 5.0)
+                return meter.used, spent
+        finally:
+            engine.close()
+
+    try:
+        used, spent = asyncio.run(main())
+    finally:
+        server.close()
+    # Then the two together hit the one budget of 8192 bytes
+    assert spent and 8192 < used <= 12000

@@ -15,9 +15,12 @@ import errno
 import os
 import socket
 import ssl
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,6 +45,28 @@ class Limits:
     probe_time: float = 60.0  # wall time one service's probes may take
     host_time: float = 600.0  # wall time all probes of one address may take
     threads: int = 8  # bounded pool for blocking libraries
+
+
+class ByteMeter:
+    """Bytes received from one service over all its connections, async and blocking (--byte-budget)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()  # blocking sessions charge from the pool's threads
+
+    def left(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def charge(self, count: int) -> bool:
+        """Count `count` bytes; True when the budget is now overspent."""
+        with self._lock:
+            self.used += count
+            return self.used > self.limit
+
+
+# The meter of the service being probed (set by the scanner around each service's probes).
+_SERVICE_METER: ContextVar[ByteMeter | None] = ContextVar("phiwatch_service_meter", default=None)
 
 
 class ProbeFailure(Exception):
@@ -85,23 +110,28 @@ class Channel:
         self.port = port
         self._reader = reader
         self._writer = writer
+        self.meter = engine.meter()
         self.budget = budget
         self.bytes_read = 0
         self.tls: TlsFacts | None = None
         self._closed = False
 
+    def charge_to(self, meter: ByteMeter) -> None:
+        """From now on, this connection's bytes count against `meter` (its service's budget)."""
+        self.meter = meter
+
     def _charge(self, count: int) -> None:
         self.bytes_read += count
-        if self.bytes_read > self.budget:
+        if self.meter.charge(count):
             raise ProbeFailure(
-                ProbeStatus.BUDGET_EXCEEDED, f"peer sent more than {self.budget} bytes"
+                ProbeStatus.BUDGET_EXCEEDED, f"peer sent more than {self.meter.limit} bytes"
             )
 
     async def read_exact(self, count: int, timeout: float | None = None) -> bytes:
         """Exactly `count` bytes, all within one deadline (a dripping peer cannot stretch it)."""
-        if self.bytes_read + count > self.budget:
+        if count > self.meter.left():
             raise ProbeFailure(
-                ProbeStatus.BUDGET_EXCEEDED, f"peer announced more than {self.budget} bytes"
+                ProbeStatus.BUDGET_EXCEEDED, f"peer announced more than {self.meter.limit} bytes"
             )
         try:
             async with asyncio.timeout(timeout or self.engine.limits.timeout):
@@ -120,7 +150,7 @@ class Channel:
 
     async def read_some(self, limit: int, timeout: float | None = None) -> bytes:
         """Up to `limit` bytes, whatever arrives first; b'' when the peer closed."""
-        limit = max(0, min(limit, self.budget - self.bytes_read))
+        limit = max(0, min(limit, self.meter.left()))
         if limit == 0:
             raise ProbeFailure(ProbeStatus.BUDGET_EXCEEDED, "byte budget spent")
         try:
@@ -293,6 +323,20 @@ class Engine:
 
     def _release(self, host: str) -> None:
         self.hosts.release(host)
+
+    def meter(self) -> ByteMeter:
+        """The byte budget of the service being probed (a fresh one outside a service)."""
+        return _SERVICE_METER.get() or ByteMeter(self.limits.byte_budget)
+
+    @contextmanager
+    def service(self) -> Iterator[ByteMeter]:
+        """One service's probes: every connection opened within shares one byte budget."""
+        meter = ByteMeter(self.limits.byte_budget)
+        token = _SERVICE_METER.set(meter)
+        try:
+            yield meter
+        finally:
+            _SERVICE_METER.reset(token)
 
     def blocking_session(self, host: str, wall: float) -> BlockingSession:
         """The engine's blocking side for one probe session to `host` (see phiwatch.sessions)."""

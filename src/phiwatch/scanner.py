@@ -183,7 +183,9 @@ class Scanner:
             if host_left <= 0:
                 raise TimeoutError
             async with asyncio.timeout(min(limits.probe_time, host_left)):
-                service = await service_on(self.engine, host, port, channel, self.config.probes)
+                with self.engine.service() as meter:  # one byte budget for all of its connections
+                    channel.charge_to(meter)
+                    service = await service_on(self.engine, host, port, channel, self.config.probes)
         except TimeoutError:
             why = "probe time limit reached" if host_left > limits.probe_time else "host time budget spent"
             service = Service(host=host, port=port, protocol="unknown",

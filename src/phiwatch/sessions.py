@@ -149,7 +149,8 @@ class BlockingSession:
         self.host = host
         self.loop = loop
         self.deadline = time.monotonic() + wall + engine.limits.timeout
-        self.budget = engine.limits.byte_budget
+        self.meter = engine.meter()  # the service's one byte budget, shared with its async connections
+        self.budget = self.meter.limit
         self.received = 0
         self.opened = 0
         self.peak_held = 0
@@ -197,8 +198,7 @@ class BlockingSession:
     def charge(self, count: int) -> None:
         with self._lock:
             self.received += count
-            spent = self.received > self.budget
-        if spent:
+        if self.meter.charge(count):
             self.budget_spent = True
             raise BudgetSpent(errno.ECONNABORTED, "byte budget spent")
 

@@ -32,8 +32,9 @@ def session_wall(engine: Engine, walk_time: float) -> float:
 
 
 def walk_limits(engine: Engine, limits: WalkLimits) -> WalkLimits:
-    """The walk's bounds within the service's one byte budget (--byte-budget)."""
-    cap = engine.limits.byte_budget - engine.limits.byte_budget // PROTOCOL_SHARE
+    """The walk's bounds within what is left of the service's one byte budget (--byte-budget)."""
+    left = engine.meter().left()
+    cap = left - left // PROTOCOL_SHARE
     if limits.total_bytes <= cap:
         return limits
     return dataclasses.replace(limits, total_bytes=cap)
