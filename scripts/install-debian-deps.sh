@@ -3,7 +3,7 @@
 # Idempotent: does nothing when every package is present and the extracted FTP servers are in place.
 set -euo pipefail
 PACKAGES=(orthanc orthanc-dicomweb dcmtk nmap chromium chromium-driver vsftpd samba smbclient rsync nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common iproute2 nginx-light
-  apache2 lighttpd caddy libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23)
+  apache2 lighttpd caddy libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23 postgresql)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -133,8 +133,9 @@ def root(
     _apply_config(ctx, config_file)
 
 
-DbPath = Annotated[Path | None, typer.Option(metavar="FILE",
-    help="SQLite store (default: $XDG_DATA_HOME/phiwatch/phiwatch.db)")]
+DbPath = Annotated[str | None, typer.Option(metavar="FILE|URL",
+    help="The store: a SQLite file (default: $XDG_DATA_HOME/phiwatch/phiwatch.db) or a SQLAlchemy URL, "
+         "e.g. postgresql+psycopg://USER@HOST:PORT/DB")]
 SeverityFilter = Annotated[str | None, typer.Option("--severity", "-s", metavar="LIST",
     help="Show only these severities, e.g. critical,high")]
 NMAP_OUTPUT_FLAGS = {"X": "XML", "N": "normal", "G": "grepable", "A": "all formats", "S": "script kiddie",
@@ -383,7 +384,7 @@ def checks(
     print(f"{len(rows)} checks", file=sys.stderr)
 
 
-def _load_scan(reference: str, db: Path | None) -> ScanResult:
+def _load_scan(reference: str, db: str | None) -> ScanResult:
     """A scan.json file, or a scan id from the store."""
     from pydantic import ValidationError
 
@@ -416,7 +417,7 @@ def _assessed(result: ScanResult) -> ScanResult:
     return result if result.summary is not None else assess(result)
 
 
-def _open_store(db: Path | None) -> Any:
+def _open_store(db: str | None) -> Any:
     from .store import Store, StoreError
 
     try:

@@ -55,7 +55,7 @@ class ScanRequest:
     timeout: float = 5.0
     retries: int = 1
     output: Path | None = None
-    db: Path | None = None
+    db: Path | str | None = None  # a SQLite file or a SQLAlchemy URL
     store: bool = True
     max_matches: int = 1000
     calling_ae: str = "PHIWATCH"
@@ -155,10 +155,10 @@ def _preflight(request: ScanRequest) -> None:
                 numeric_blocks(item)  # raises on a bad spelling; resolves nothing
     if request.output is not None:
         writable_folder(request.output, "--output")
-    if request.store:
+    if request.store and not (isinstance(request.db, str) and "://" in request.db):
         from .paths import default_db_path
 
-        _writable_file(request.db or default_db_path(), "--db")
+        _writable_file(Path(request.db or default_db_path()), "--db")
     if request.log_file is not None:
         _writable_file(request.log_file, "--log-file")
 

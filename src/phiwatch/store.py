@@ -1,4 +1,7 @@
-"""The scan store: every scan in an embedded SQLite database (SQLAlchemy), for later comparison.
+"""The scan store: every scan in a database (SQLAlchemy), for later comparison.
+
+SQLite by default (a file); any SQLAlchemy URL too, e.g. postgresql+psycopg://user@host/db.
+The schema is kept by Alembic (phiwatch/migrations): opening a store upgrades it.
 
 It holds what scan.json holds: facts, attribute names and counts, never a PHI value.
 It is also a scan's journal: the request that started it (`scan_plans`), each shard
@@ -29,7 +32,8 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .models import Finding, ScanInfo, ScanResult, Service
@@ -129,30 +133,57 @@ def _finding_values(scan_id: str, finding: Finding) -> dict:
                 evidence=finding.evidence, finding=finding.model_dump(mode="json"))
 
 
+def is_url(location: Path | str | None) -> bool:
+    """A SQLAlchemy URL (scheme://...), not a file name."""
+    return isinstance(location, str) and "://" in location
+
+
+def store_url(location: Path | str | None) -> tuple[str, str]:
+    """The SQLAlchemy URL of a store and how to name it to a user (never with a password)."""
+    if location is not None and is_url(location):
+        text = str(location)
+        if text.startswith("postgresql://") or text.startswith("postgres://"):
+            text = "postgresql+psycopg://" + text.split("://", 1)[1]  # the driver phiwatch ships
+        try:
+            url = make_url(text)
+        except ArgumentError:
+            raise StoreError("the store URL cannot be read; expected e.g. sqlite:///FILE or "
+                             "postgresql+psycopg://USER@HOST:PORT/DB") from None
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return text, url.database  # named as a file, like --db FILE
+        return text, url.render_as_string(hide_password=True)
+    path = Path(location) if location is not None else default_db_path()
+    return f"sqlite:///{path}", str(path)
+
+
 class Store:
-    def __init__(self, path: Path | None = None, memory: bool = False) -> None:
-        """The store at `path` (default: the user's data folder), or a private one in memory."""
-        self.path = Path(":memory:") if memory else path or default_db_path()
+    def __init__(self, path: Path | str | None = None, memory: bool = False) -> None:
+        """The store at `path`, a file or a SQLAlchemy URL (default: the user's data folder), or a
+        private one in memory."""
+        self.url, label = ("sqlite://", ":memory:") if memory else store_url(path)
+        self.path: Path | str = Path(label) if self.url.startswith("sqlite:///") else label
+        self.sqlite = self.url.startswith("sqlite:")
         try:
             self._open(memory)
-        except (OSError, SQLAlchemyError) as exc:
+        except (OSError, SQLAlchemyError, ImportError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise StoreError(f"cannot open the store {str(self.path)!r} ({reason}); "
-                             "give another with --db FILE, or --no-db") from None
+                             "give another with --db FILE or URL, or --no-db") from None
 
     def _open(self, memory: bool) -> None:
+        from .migrations import migrate
+
         if memory:
             self.engine = create_engine("sqlite://")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+        elif self.sqlite:
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(self.url, connect_args={"timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        for index in Base.metadata.tables["findings"].indexes:  # added after the schema's first release
-            index.create(self.engine, checkfirst=True)
-        with self.engine.begin() as connection:  # stores made before the index existed
-            for index in Base.metadata.tables["services"].indexes:
-                index.create(connection, checkfirst=True)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+        migrate(self.engine)
 
     def save(self, result: ScanResult) -> None:
         """Store a whole scan, replacing whatever was stored under its id."""

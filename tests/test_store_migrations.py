@@ -1,0 +1,119 @@
+"""The store's schema under Alembic: old .db files upgrade in place and keep their scans; new stores,
+SQLite files and a real PostgreSQL server, get the same tables; `scans`, `report`, `diff` take URLs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+import phiwatch.migrations as migrations
+from phiwatch.store import Store, StoreError, store_url
+from phiwatch.trust import assess
+
+from . import pgserver
+from .test_store import a_result
+
+FIXTURES = Path(__file__).parent / "fixtures"
+WATCH_TABLES = {"watch_jobs", "watch_runs", "watch_findings", "watch_events", "watch_outbox"}
+
+
+def _old_store(path: Path) -> None:
+    """A .db file as a phiwatch without migrations left it, holding one scan."""
+    connection = sqlite3.connect(path)
+    connection.executescript((FIXTURES / "store_v0.sql").read_text())
+    result = a_result("old-scan")
+    connection.execute("INSERT INTO scans VALUES (?, ?, NULL, ?, 1, ?)",
+                       ("old-scan", "2026-01-02 03:04:05.000000", "0.1.0",
+                        json.dumps(result.scan.model_dump(mode="json"))))
+    service, finding = result.services[0], result.findings[0]
+    connection.execute("INSERT INTO services (scan_id, host, port, protocol, status, facts) VALUES (?,?,?,?,?,?)",
+                       ("old-scan", service.host, service.port, service.protocol, service.status.value,
+                        json.dumps(service.model_dump(mode="json"))))
+    connection.execute("INSERT INTO findings (scan_id, check_id, severity, host, port, protocol, evidence, "
+                       "finding) VALUES (?,?,?,?,?,?,?,?)",
+                       ("old-scan", finding.check_id, finding.severity.value, finding.host, finding.port,
+                        finding.protocol, finding.evidence, json.dumps(finding.model_dump(mode="json"))))
+    connection.commit()
+    connection.close()
+
+
+def test_head_constant_is_the_scripts_head():
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    assert ScriptDirectory.from_config(config).get_current_head() == migrations.HEAD
+
+
+def test_an_old_db_file_is_upgraded_in_place_and_keeps_its_scans(tmp_path):
+    path = tmp_path / "old.db"
+    _old_store(path)
+    store = Store(path)
+    try:
+        inspector = sa.inspect(store.engine)
+        assert WATCH_TABLES <= set(inspector.get_table_names())
+        assert "ux_services_scan_host_port" in {i["name"] for i in inspector.get_indexes("services")}
+        assert migrations.current_revision(store.engine) == migrations.HEAD
+        loaded = store.load("old-scan")
+        assert loaded is not None and loaded.findings[0].exposure.studies == 3
+        store.save(a_result("new-scan"))  # and it takes new scans
+        assert [row.id for row in store.scans()] == ["old-scan", "new-scan"]
+    finally:
+        store.close()
+    # opened again: already at the head, nothing changes
+    again = Store(str(path))
+    assert [row.id for row in again.scans()] == ["old-scan", "new-scan"]
+    again.close()
+
+
+def test_sqlite_urls_name_the_file_and_a_bad_url_is_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path}/by-url.db"
+    store = Store(url)
+    assert store.path == tmp_path / "by-url.db"
+    store.close()
+    assert (tmp_path / "by-url.db").exists()
+    assert store_url("postgresql://u:secret@127.0.0.1:1/db")[0].startswith("postgresql+psycopg://")
+    assert "secret" not in store_url("postgresql+psycopg://u:secret@127.0.0.1:1/db")[1]
+    with pytest.raises(StoreError) as error:
+        Store("postgresql+psycopg://u:secret@127.0.0.1:1/db")  # nothing listens on port 1
+    assert "secret" not in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    if not pgserver.available():
+        pytest.fail("PostgreSQL is not installed: run scripts/install-debian-deps.sh")
+    with pgserver.postgres() as url:
+        yield url
+
+
+def test_postgresql_store_holds_scans_and_the_cli_reads_it(pg_url, tmp_path):
+    store = Store(pg_url)
+    try:
+        assert WATCH_TABLES <= set(sa.inspect(store.engine).get_table_names())
+        first, second = a_result("pg-1"), a_result("pg-2")
+        store.save(first)
+        store.save(second)
+        assert store.load("pg-1") == assess(first)
+        store.record("pg-2", [(second.services[0], second.findings)])  # the journal's replace path
+        assert store.sizes()["pg-2"] == (1, 1)
+    finally:
+        store.close()
+    phiwatch = [sys.executable, "-m", "phiwatch"]
+    listed = subprocess.run([*phiwatch, "scans", "--db", pg_url], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "pg-1" in listed.stdout and "pg-2" in listed.stdout
+    diffed = subprocess.run([*phiwatch, "diff", "pg-1", "pg-2", "--db", pg_url, "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert diffed.returncode == 0, diffed.stderr
+    assert json.loads(diffed.stdout)["unchanged"] == 1
+    reported = subprocess.run([*phiwatch, "report", "pg-1", "--db", pg_url, "-f", "md", "-o", str(tmp_path)],
+                              capture_output=True, text=True, timeout=60)
+    assert reported.returncode == 0, reported.stderr
+    assert (tmp_path / "report.md").exists()
