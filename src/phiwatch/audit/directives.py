@@ -31,6 +31,7 @@ class Tree:
     directives: list[Directive] = field(default_factory=list)  # sections appear as directives too
     includes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    server_root: str | None = None  # relative includes resolve against ServerRoot, else the first file's folder
 
 
 def _split(text: str) -> list[str]:
@@ -84,9 +85,14 @@ def parse(source: Source, ctx: Context, tree: Tree | None = None, chain: tuple[s
         enclosing = stack[-1] if stack else parent
         directive = Directive(words[0].lower(), words[1:], at, source, inside, parent=enclosing)
         _add(tree, directive)
+        if directive.name == "serverroot" and directive.args and tree.server_root is None:
+            tree.server_root = directive.args[0].strip('"')
         if directive.name in {"include", "includeoptional"} and directive.args:
             tree.includes.append(directive.args[-1])
-            for included in ctx.include(source, directive.args[-1], chain, tree.notes):
+            target = directive.args[-1]
+            if not os.path.isabs(target):
+                target = os.path.join(tree.server_root or os.path.dirname(chain[0]), target)
+            for included in ctx.include(source, target, chain, tree.notes):
                 parse(included, ctx, tree, chain, inside, directive.parent)
     if stack:
         raise ConfigError(FileStatus.MALFORMED, f"section <{stack[-1].name}> opened at line {stack[-1].line} "

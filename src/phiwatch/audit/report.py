@@ -142,7 +142,9 @@ def console_lines(result: AuditResult) -> list[str]:
         where = ""
         if finding.location:
             where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "")
-        lines.append(f"[{finding.severity.value}] {finding.check_id} {where}")
+        service = f" ({finding.protocol} {finding.host + ':' if finding.host else 'port '}{finding.port})" if (
+            finding.port) else ""
+        lines.append(f"[{finding.severity.value}] {finding.check_id} {where}{service}")
         lines.append(f"    {finding.evidence}")
         lines.extend(f"    {text}" for text in fix_text(finding))
     return [scrub(line, result.all_secrets()) for line in lines]
