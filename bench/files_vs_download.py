@@ -114,6 +114,8 @@ def probe_main(protocol: str, port: int, files: int) -> None:
     import importlib
 
     from phiwatch.engine import Engine, Limits
+    from phiwatch.probes.options import ProbeOptions
+    from phiwatch.probes.outcome import Peer
     from phiwatch.probes.walk import FileOptions, WalkLimits
 
     module = importlib.import_module(f"phiwatch.probes.{protocol}")
@@ -125,7 +127,7 @@ def probe_main(protocol: str, port: int, files: int) -> None:
     async def main():
         engine = Engine(Limits(timeout=10.0, retries=0, probe_time=3_700.0, byte_budget=limits.total_bytes * 2))
         try:
-            return await module.probe(engine, HOST, port, FileOptions(limits))
+            return await module.probe(engine, Peer(HOST, port), ProbeOptions(files=FileOptions(limits)))
         finally:
             engine.close()
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import Service
 from phiwatch.probes.identify import ProbeOptions, service_on
+from phiwatch.probes.outcome import Peer
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
 from phiwatch.sessions import BlockingSession
 from phiwatch_lab.canary import CANARY_STRINGS
@@ -61,8 +62,8 @@ def engine_session(host: str = HOST, wall: float = 30.0, limits: Limits | None =
 def run_probe(module: ModuleType, port: int, limits: WalkLimits | None = None, timeout: float = 2.0,
               host: str = HOST, buckets: tuple[str, ...] = ()) -> Outcome:  # fmt: skip
     """One file-repository probe (module.probe) against host:port."""
-    options = FileOptions(limits or WalkLimits(), buckets)
-    return on_engine(lambda engine: module.probe(engine, host, port, options), timeout)
+    options = ProbeOptions(files=FileOptions(limits or WalkLimits(), buckets))
+    return on_engine(lambda engine: module.probe(engine, Peer(host, port), options), timeout)
 
 
 def identify(port: int, host: str = HOST, options: ProbeOptions | None = None) -> Service:

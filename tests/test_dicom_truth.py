@@ -20,6 +20,8 @@ import pytest
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import DicomFacts
 from phiwatch.probes import dicom
+from phiwatch.probes.options import ProbeOptions
+from phiwatch.probes.outcome import Peer
 from phiwatch_lab import dcmqrscp
 
 from . import dicom_truth
@@ -48,7 +50,8 @@ def scan_facts(lab: dict, name: str, max_matches: int = 1000) -> DicomFacts:
     async def go() -> DicomFacts:
         engine = Engine(Limits(timeout=10, retries=0, probe_time=60))
         try:
-            outcome = await dicom.probe(engine, "127.0.0.1", server["port"], options, tls=server["tls"])
+            peer = Peer("127.0.0.1", server["port"], server["tls"])
+            outcome = await dicom.probe(engine, peer, ProbeOptions(dicom=options))
         finally:
             engine.close()
         return outcome.facts

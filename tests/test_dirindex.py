@@ -24,8 +24,9 @@ import pytest
 from phiwatch.checks import evaluate
 from phiwatch.models import HttpFacts, ProbeStatus, Service
 from phiwatch.probes import dirindex
-from phiwatch.probes.walk import FileOptions, WalkLimits
-from phiwatch.probes.webrepo import WebRepository
+from phiwatch.probes.options import ProbeOptions
+from phiwatch.probes.outcome import Peer
+from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
 from phiwatch_lab.certs import make_self_signed
 from phiwatch_lab.medtree import _small_image
 
@@ -51,10 +52,10 @@ def listing(name: str, folder: str) -> list[tuple[str, str, int | None]]:
 
 
 def run_probe(port: int, limits: WalkLimits | None = None, timeout: float = 2.0,
-              tls: bool = False) -> WebRepository | None:
-    facts = HttpFacts(scheme="https" if tls else "http")
-    options = FileOptions(limits or WalkLimits())
-    return on_engine(lambda engine: dirindex.probe(engine, HOST, port, tls, facts, options), timeout)
+              tls: bool = False) -> Outcome | None:
+    peer = Peer(HOST, port, tls, http=HttpFacts(scheme="https" if tls else "http"))
+    options = ProbeOptions(files=FileOptions(limits or WalkLimits()))
+    return on_engine(lambda engine: dirindex.probe(engine, peer, options), timeout)
 
 
 def no_leak(text: str) -> None:
@@ -235,11 +236,11 @@ def test_nginx_bounds_hold_with_small_limits(nginx):
     entry, _ = nginx
     limits = WalkLimits(max_files=5, total_bytes=40_000, file_budget=4_096)
     found = run_probe(entry["port"], limits)
-    assert found is not None and found.protocol == "http"
-    (share,) = found.outcome.facts.shares
+    assert found is not None
+    (share,) = found.facts.shares
     assert share.limited and share.files_sniffed <= 5
     assert share.bytes_read <= share.files_sniffed * 4_096
-    assert found.outcome.status in (ProbeStatus.EXPOSED, ProbeStatus.OPEN)
+    assert found.status in (ProbeStatus.EXPOSED, ProbeStatus.OPEN)
 
 
 @pytest.mark.lab
@@ -335,13 +336,13 @@ def test_an_index_of_harmless_files_is_an_open_listing():
               "/README.txt": page(b"Nothing medical here.\n", kind="text/plain")}
     with Parrot(http_server(routes, default=page(b"%PDF-1.4 x", kind="application/pdf"))) as parrot:
         found = run_probe(parrot.port)
-    assert found is not None and found.protocol == "http"
-    assert found.outcome.status is ProbeStatus.OPEN
-    facts = found.outcome.facts
+    assert found is not None
+    assert found.status is ProbeStatus.OPEN
+    facts = found.facts
     assert facts.server == "parrot" and facts.dialect == "nginx"
     (share,) = facts.shares
     assert (share.directories, share.entries, share.files_sniffed, share.files) == (2, 3, 2, {})
-    svc = Service(host=HOST, port=parrot.port, protocol="http", status=found.outcome.status, repository=facts)
+    svc = Service(host=HOST, port=parrot.port, protocol="http", status=found.status, repository=facts)
     found_checks = {f.check_id: f for f in evaluate(svc)}
     assert set(found_checks) == {"http_directory_listing"}
     assert "3 entries in 2 folder(s)" in found_checks["http_directory_listing"].evidence
@@ -353,8 +354,8 @@ def test_same_origin_redirects_are_followed_and_others_are_not():
               "/pub/": page(index("IM00001")), "/pub/IM00001": page(image, kind="application/dicom")}
     with Parrot(http_server(routes)) as parrot:
         found = run_probe(parrot.port)
-    assert found is not None and found.outcome.status is ProbeStatus.EXPOSED
-    assert found.outcome.facts.shares[0].files["dicom"].verified == 1
+    assert found is not None and found.status is ProbeStatus.EXPOSED
+    assert found.facts.shares[0].files["dicom"].verified == 1
     with Parrot(http_server({"/": page(index("IM00001"))}), host="127.0.0.2") as elsewhere:
         away = page(b"", "302 Found", f"Location: http://127.0.0.2:{elsewhere.port}/\r\n")
         with Parrot(http_server({"/": away})) as parrot:
@@ -372,8 +373,8 @@ def test_https_index(tmp_path):
     routes = {"/": page(index("IM00001")), "/IM00001": page(_small_image())}
     with Parrot(http_server(routes), ssl_context=context) as parrot:
         found = run_probe(parrot.port, tls=True)
-    assert found is not None and found.protocol == "https" and found.outcome.status is ProbeStatus.EXPOSED
-    assert found.outcome.facts.tls_offered is True
+    assert found is not None and found.status is ProbeStatus.EXPOSED
+    assert found.facts.tls_offered is True
 
 
 def test_hostile_file_that_ignores_range_and_streams_forever():
@@ -391,8 +392,8 @@ def test_hostile_file_that_ignores_range_and_streams_forever():
     finally:
         tracemalloc.stop()
     assert elapsed < 5 and peak < 32 * 1024 * 1024
-    assert found is not None and found.outcome.status in (ProbeStatus.EXPOSED, ProbeStatus.OPEN)
-    (share,) = found.outcome.facts.shares
+    assert found is not None and found.status in (ProbeStatus.EXPOSED, ProbeStatus.OPEN)
+    (share,) = found.facts.shares
     assert share.files_sniffed == 4
     assert share.bytes_read == 4 * limits.file_budget  # each head stopped at the budget
 
@@ -404,9 +405,9 @@ def test_hostile_100000_link_listing_and_5_mb_page_are_bounded():
         started = time.monotonic()
         found = run_probe(parrot.port)
         assert time.monotonic() - started < 15
-    assert found is not None and found.outcome.status is ProbeStatus.EXPOSED  # IM###### names: estimated
+    assert found is not None and found.status is ProbeStatus.EXPOSED  # IM###### names: estimated
     limits = WalkLimits()
-    (share,) = found.outcome.facts.shares
+    (share,) = found.facts.shares
     assert share.entries <= limits.max_entries and share.limited
     assert share.files_sniffed == limits.per_directory
     assert share.files["dicom"].verified == 0
@@ -421,8 +422,8 @@ def test_hostile_100000_link_listing_and_5_mb_page_are_bounded():
     early = index("IM000000") + b"<!-- " + b"x" * 5_000_000 + b" -->" + b'<a href="IM000001">IM000001</a>\n'
     with Parrot(http_server({"/": page(early)}, default=page(b"\x01" * 100))) as parrot:
         found = run_probe(parrot.port)
-    assert found is not None and found.outcome.status is ProbeStatus.OPEN  # its one file is not DICOM
-    (share,) = found.outcome.facts.shares
+    assert found is not None and found.status is ProbeStatus.OPEN  # its one file is not DICOM
+    (share,) = found.facts.shares
     assert share.entries == 1 and share.limited
 
 
@@ -440,8 +441,8 @@ def test_hostile_dripping_listing_ends_in_time():
         started = time.monotonic()
         found = run_probe(parrot.port, limits, timeout=1.0)
         assert time.monotonic() - started < 5
-    assert found is not None and found.outcome.status in (ProbeStatus.OPEN, ProbeStatus.EXPOSED)
-    (share,) = found.outcome.facts.shares
+    assert found is not None and found.status in (ProbeStatus.OPEN, ProbeStatus.EXPOSED)
+    (share,) = found.facts.shares
     assert share.readable and share.limited and share.entries > 0
 
 
@@ -465,8 +466,8 @@ def test_server_text_never_reaches_the_facts():
               "/DOE%5EJANE%201234.dcm": page(f"{name} is forbidden".encode(), "403 Forbidden")}
     with Parrot(http_server(routes)) as parrot:
         found = run_probe(parrot.port)
-    assert found is not None and found.outcome.status is ProbeStatus.OPEN
-    text = found.outcome.facts.model_dump_json() + (found.outcome.detail or "")
+    assert found is not None and found.status is ProbeStatus.OPEN
+    text = found.facts.model_dump_json() + (found.detail or "")
     assert "DOE" not in text and "JANE" not in text
 
 
@@ -476,7 +477,7 @@ def test_links_no_client_can_request_are_skipped_and_the_walk_goes_on():
               "/a%20b.hl7": page(hl7, kind="text/plain")}
     with Parrot(http_server(routes)) as parrot:
         found = run_probe(parrot.port)
-    assert found is not None and found.outcome.status is ProbeStatus.EXPOSED
-    (share,) = found.outcome.facts.shares
+    assert found is not None and found.status is ProbeStatus.EXPOSED
+    (share,) = found.facts.shares
     assert share.error is None and share.files["hl7"].verified == 1
-    assert "DOE" not in found.outcome.facts.model_dump_json()
+    assert "DOE" not in found.facts.model_dump_json()

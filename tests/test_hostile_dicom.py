@@ -14,6 +14,8 @@ from pydicom.dataset import Dataset
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import ProbeStatus, RejectReason
 from phiwatch.probes import dicom
+from phiwatch.probes.options import ProbeOptions
+from phiwatch.probes.outcome import Peer
 from phiwatch.scanner import ScanConfig, Scanner
 from phiwatch.targets import build_targets
 
@@ -29,9 +31,8 @@ def run_probe(scenario, limits: Limits | None = None, max_matches: int = 1000):
     async def go():
         engine = Engine(limits)
         try:
-            return await dicom.probe(
-                engine, "127.0.0.1", parrot.port, dicom.DicomOptions(max_matches=max_matches)
-            )
+            options = ProbeOptions(dicom=dicom.DicomOptions(max_matches=max_matches))
+            return await dicom.probe(engine, Peer("127.0.0.1", parrot.port), options)
         finally:
             engine.close()
 

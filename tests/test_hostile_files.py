@@ -29,6 +29,8 @@ import pytest
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import ProbeStatus
 from phiwatch.probes import ftp
+from phiwatch.probes.options import ProbeOptions
+from phiwatch.probes.outcome import Peer
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
 from phiwatch_lab import ftp as lab_ftp
 from phiwatch_lab import process
@@ -134,7 +136,7 @@ def run_probe(port: int, limits: WalkLimits, timeout: float = 2.0) -> tuple[Outc
         engine = Engine(Limits(timeout=timeout, retries=0, probe_time=limits.walk_time + 2 * timeout,
                                byte_budget=budget))
         try:
-            return await ftp.probe(engine, HOST, port, FileOptions(limits))
+            return await ftp.probe(engine, Peer(HOST, port), ProbeOptions(files=FileOptions(limits)))
         finally:
             engine.close()
 

@@ -13,6 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import ProbeStatus
 from phiwatch.probes import http
+from phiwatch.probes.options import ProbeOptions
+from phiwatch.probes.outcome import Peer
 from phiwatch.probes.web_catalog import web_catalog
 
 from .parrot import Parrot
@@ -62,7 +64,8 @@ def run_probe(route, options: http.HttpOptions | None = None, limits: Limits | N
     async def go(port: int):
         engine = Engine(limits or Limits(timeout=1.0, retries=0))
         try:
-            return await http.probe(engine, "127.0.0.1", port, options or http.HttpOptions(), tls=False)
+            probe_options = ProbeOptions(http=options or http.HttpOptions())
+            return await http.probe(engine, Peer("127.0.0.1", port), probe_options)
         finally:
             engine.close()
 

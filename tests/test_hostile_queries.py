@@ -16,6 +16,8 @@ from pynetdicom.dsutils import encode
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import ProbeStatus
 from phiwatch.probes import dicom, dicom_worklist
+from phiwatch.probes.options import ProbeOptions
+from phiwatch.probes.outcome import Peer
 
 from .parrot import IMPLICIT, Parrot, associate_ac, echo_rsp, pdu, read_pdu
 
@@ -71,7 +73,8 @@ def probe(scenario, max_matches: int = 1000) -> dicom.DicomOutcome:
     async def go():
         engine = Engine(Limits(timeout=2, retries=0, probe_time=20))
         try:
-            return await dicom.probe(engine, "127.0.0.1", parrot.port, dicom.DicomOptions(max_matches=max_matches))
+            options = ProbeOptions(dicom=dicom.DicomOptions(max_matches=max_matches))
+            return await dicom.probe(engine, Peer("127.0.0.1", parrot.port), options)
         finally:
             engine.close()
 

@@ -7,6 +7,7 @@ libraries may be among them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from phiwatch.probes import identify
+from phiwatch.probes import PROTOCOLS
 
 from .conftest import LAB_BASE_PORT
 
@@ -73,8 +74,7 @@ def test_a_dicom_scan_imports_no_other_protocols_library(dicom_scp, tmp_path):
     assert [name for name in NOT_FOR_DICOM if name in imported] == []
 
 
-def test_the_lazy_table_names_each_probe_modules_own_ports():
-    for entry in identify.REPOSITORY_PROBES:
-        module = entry.module()
-        assert module.NAME == entry.NAME
-        assert module.DEFAULT_PORTS == entry.DEFAULT_PORTS
+def test_every_probe_the_protocol_table_names_resolves():
+    for spec in PROTOCOLS:
+        for probe in (spec.probe and spec.load_probe(), spec.on_http and spec.load_on_http()):
+            assert probe is None or asyncio.iscoroutinefunction(probe), spec.name

@@ -29,9 +29,10 @@ import pytest
 
 from phiwatch.checks import evaluate
 from phiwatch.engine import Engine, Limits
-from phiwatch.models import ProbeStatus, Service
-from phiwatch.probes import s3
+from phiwatch.models import ProbeStatus, Protocol, Service
+from phiwatch.probes import BY_NAME, s3
 from phiwatch.probes.identify import ProbeOptions
+from phiwatch.probes.outcome import Peer
 from phiwatch.probes.walk import FileOptions, Outcome, WalkLimits
 from phiwatch_lab import medtree
 from phiwatch_lab.canary import CANARY_PATIENT_ID
@@ -187,7 +188,7 @@ def test_findings_for_the_lab_endpoint_and_no_leak(lab_outcome, moto):
 @pytest.mark.lab
 def test_webrepo_path_on_a_non_default_port(moto):
     """Port 25 above the base is no S3 default: identification finds HTTP, then S3 behind it."""
-    assert moto["port"] not in s3.DEFAULT_PORTS
+    assert moto["port"] not in BY_NAME[Protocol.S3].default_ports
     svc = identify(moto["port"])
     assert svc.protocol == "s3" and svc.identified_by == "probe"
     assert svc.http is not None and svc.repository is not None
@@ -517,7 +518,7 @@ def test_other_web_services_cost_one_request_and_are_not_s3():
         try:
             from phiwatch.models import HttpFacts
 
-            return await s3.on_web(engine, HOST, port, False, HttpFacts(scheme="http"), FileOptions())
+            return await s3.on_web(engine, Peer(HOST, port, http=HttpFacts(scheme="http")), ProbeOptions())
         finally:
             engine.close()
 

@@ -6,10 +6,12 @@ the store, the engine and the report writers are imported by the command that us
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 from typer.core import TyperCommand
@@ -176,7 +178,31 @@ def _nmap_habit(targets: list[str], output: Path | None) -> None:
                         f"{named[:80]!r} is not a target")
 
 
+def with_protocol_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the per-protocol options of the protocol table (--s3-bucket, ...) as
+    keyword parameters; they reach it in its **protocol_options."""
+    from .probes import OPTIONS
+
+    signature = inspect.signature(command)
+    hints = get_type_hints(command, include_extras=True)
+    rest = [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    parameters = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+                  if p.name not in rest]
+    for name in rest:
+        hints.pop(name, None)
+    for option in OPTIONS:
+        kind: Any = Path | None if option.path else list[str] | None
+        annotation = Annotated[kind, typer.Option(option.flag, metavar=option.metavar, help=option.help)]
+        parameters.append(inspect.Parameter(option.key, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=annotation))
+        hints[option.key] = annotation
+    command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = hints
+    return command
+
+
 @app.command(cls=Command)
+@with_protocol_options
 def scan(
     targets: Annotated[list[str] | None, typer.Argument(metavar="TARGETS",
         help="Addresses, CIDR blocks, ranges (10.0.0.1-20), host names or files")] = None,
@@ -247,15 +273,12 @@ def scan(
     resume: Annotated[str | None, typer.Option("--resume", metavar="SCAN_ID",
         help="Finish an interrupted scan with its stored targets and options; only --output, "
              "--db, --cluster, --progress and --log-file apply")] = None,
-    s3_bucket: Annotated[list[str] | None, typer.Option("--s3-bucket", metavar="NAME",
-        help="S3 bucket name to try on every S3 endpoint besides those it lists (repeatable)")] = None,
-    s3_buckets_file: Annotated[Path | None, typer.Option("--s3-buckets-file", metavar="FILE",
-        help="File of S3 bucket names, one per line (at most 1000)")] = None,
     no_honeypot_signals: Annotated[bool, typer.Option("--no-honeypot-signals",
         help="Do not propose the unknown SOP class nor send the control query (see README)")] = False,
     exclude_honeypots: Annotated[bool, typer.Option("--exclude-honeypots",
         help="Leave likely honeypots out of the outputs, the counts and the exit code")] = False,
     _config: ConfigOption = None,
+    **protocol_options: Any,  # the protocol table's options (--s3-bucket, ...): see with_protocol_options
 ) -> None:
     """Find DICOM services and prove, without copying patient data, what they expose."""
     _nmap_habit(targets or [], output)
@@ -299,13 +322,13 @@ def scan(
         cluster=cluster,
         shard_size=shard_size,
         resume=resume,
-        s3_buckets=s3_bucket or [],
-        s3_buckets_file=s3_buckets_file,
         jsonl=jsonl,
         verbosity=-1 if quiet else 1 if verbose else 0,
         severities=shown,
         honeypot_signals=not no_honeypot_signals,
         exclude_honeypots=exclude_honeypots,
+        protocol_options={key: str(value) if isinstance(value, Path) else value
+                          for key, value in protocol_options.items() if value not in (None, [])},
     )
     if quiet:
         request.progress = "none"

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .cluster import Shard
     from .journal import Journal
     from .models import Finding, ScanResult, TargetSummary
+    from .probes.options import ProbeOptions
     from .progress import Display
     from .scanner import ScanConfig, Scanner, ScanOutcome
 
@@ -75,18 +76,18 @@ class ScanRequest:
     cluster: str | None = None  # a Dask scheduler, tcp://HOST:PORT; None scans in this process
     shard_size: int = 4096  # addresses (or listed services) per shard: the unit of completion
     resume: str | None = None  # id of an interrupted scan to finish
-    s3_buckets: list[str] = field(default_factory=list)  # --s3-bucket names
-    s3_buckets_file: Path | None = None
     formats: list[str] = field(default_factory=lambda: ["json", "html"])  # written with --output
     jsonl: bool = False  # findings streamed to stdout as JSON lines
     verbosity: int = 0  # -1 findings only, 0 findings and summary, 1 also services
     severities: frozenset[Severity] | None = None  # shown and reported; the store keeps all
     honeypot_signals: bool = True  # propose an unknown SOP class, inspect answers, control query
     exclude_honeypots: bool = False  # leave likely honeypots out of scan.json, reports and counts
+    # Per-protocol options from the protocol table, by key (s3_bucket: [...], s3_buckets_file: "...")
+    protocol_options: dict[str, Any] = field(default_factory=dict)
 
 
 def default_ports() -> list[int]:
-    from .probes.identify import DEFAULT_PORTS
+    from .probes import DEFAULT_PORTS
 
     return list(DEFAULT_PORTS)
 
@@ -173,13 +174,11 @@ def _ae_titles(path: Path | None) -> tuple[str, ...]:
     return titles
 
 
-def _s3_buckets(request: ScanRequest) -> tuple[str, ...]:
-    if not request.s3_buckets and request.s3_buckets_file is None:
-        return ()
-    from .probes import s3  # botocore: only for a scan that names buckets
+def _protocol_options(request: ScanRequest, options: ProbeOptions) -> ProbeOptions:
+    from .probes import configure as configure_protocols
 
     try:
-        return s3.bucket_names(request.s3_buckets, request.s3_buckets_file)
+        return configure_protocols(options, request.protocol_options)
     except ValueError as exc:
         raise TargetError(str(exc)) from None
 
@@ -293,8 +292,7 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
     from .journal import Journal, request_record
     from .models import ScanInfo, ScanOptions
     from .probes import dicom, http
-    from .probes.identify import ProbeOptions
-    from .probes.walk import FileOptions
+    from .probes.options import ProbeOptions
     from .scanner import ScanConfig
 
     limits = Limits(
@@ -349,8 +347,8 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
         http=http.HttpOptions(
             try_default_logins=request.try_default_logins, max_matches=request.max_matches
         ),
-        files=FileOptions(s3_buckets=_s3_buckets(request)),
     )
+    probes = _protocol_options(request, probes)
     config = ScanConfig(ports=ports, limits=limits, probes=probes)
     mode = request.progress
     if mode == "auto":

@@ -1,43 +1,54 @@
 """Checks: pure functions over a Service's facts, plus a validated catalog of metadata.
 
 A check returns None (nothing to report) or an `Observation` (evidence and, for data
-exposures, the exposure counts). The catalog supplies title, severity, risk,
-remediation and references, so checks never format reports and reports never
-re-derive a severity.
+exposures, the exposure counts). Which checks apply to a service comes from the protocol
+table (phiwatch.probes.PROTOCOLS: each row names its check modules). The catalog supplies
+title, severity, risk, remediation and references, so checks never format reports and
+reports never re-derive a severity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+from functools import cache
 
-from ..models import Exposure, Finding, Service
-from .metadata import CatalogEntry, load_catalog
+from ..models import Finding, Service
+from ..probes import PROTOCOLS, check_modules
+from .base import CheckFunction, Observation, check, is_check
+from .metadata import load_catalog
 
-
-@dataclass(frozen=True)
-class Observation:
-    evidence: str
-    exposure: Exposure | None = None
+__all__ = ["CheckFunction", "Observation", "all_checks", "check", "checks_for", "evaluate"]
 
 
-CheckFunction = Callable[[Service], Observation | None]
-REGISTRY: dict[str, CheckFunction] = {}
+@cache
+def _module_checks(name: str) -> tuple[CheckFunction, ...]:
+    module = importlib.import_module(f"{__package__}.{name}")
+    return tuple(value for value in vars(module).values()
+                 if is_check(value) and getattr(value, "__module__", None) == module.__name__)
 
 
-def check(func: CheckFunction) -> CheckFunction:
-    """Register a check under its function name, which is its catalog id."""
-    if func.__name__ in REGISTRY:
-        raise ValueError(f"check {func.__name__} registered twice")
-    REGISTRY[func.__name__] = func
-    return func
+@cache
+def checks_for(protocol: str) -> tuple[CheckFunction, ...]:
+    """The checks that apply to a service of this protocol, from the protocol table."""
+    return tuple(func for name in check_modules(protocol) for func in _module_checks(name))
+
+
+def all_checks() -> dict[str, CheckFunction]:
+    """Every check any row of the protocol table names, by catalog id."""
+    found: dict[str, CheckFunction] = {}
+    for spec in PROTOCOLS:
+        for name in spec.checks:
+            for func in _module_checks(name):
+                if found.setdefault(func.__name__, func) is not func:
+                    raise ValueError(f"check {func.__name__} defined twice")
+    return found
 
 
 def evaluate(service: Service) -> list[Finding]:
     catalog = load_catalog()
     findings: list[Finding] = []
-    for check_id, func in REGISTRY.items():
-        entry: CatalogEntry = catalog[check_id]
+    for func in checks_for(service.protocol):
+        entry = catalog[func.__name__]
         if service.protocol not in entry.protocols:
             continue
         observation = func(service)
@@ -45,7 +56,7 @@ def evaluate(service: Service) -> list[Finding]:
             continue
         findings.append(
             Finding(
-                check_id=check_id,
+                check_id=entry.id,
                 title=entry.title,
                 severity=entry.severity,
                 host=service.host,
@@ -58,14 +69,3 @@ def evaluate(service: Service) -> list[Finding]:
             )
         )
     return findings
-
-
-# Registering modules: one per protocol.
-from . import dicom as _dicom  # noqa: E402,F401
-from . import dirindex as _dirindex  # noqa: E402,F401
-from . import ftp as _ftp  # noqa: E402,F401
-from . import http as _http  # noqa: E402,F401
-from . import nfs as _nfs  # noqa: E402,F401
-from . import rsync as _rsync  # noqa: E402,F401
-from . import s3 as _s3  # noqa: E402,F401
-from . import smb as _smb  # noqa: E402,F401

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models import Exposure, Service
-from . import Observation, check
+from .base import Observation, check
 
 
 def _accepted(service: Service) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models import DicomWebExposure, Exposure, HttpFacts, Service
-from . import Observation, check
+from .base import Observation, check
 
 
 def _facts(service: Service) -> HttpFacts | None:

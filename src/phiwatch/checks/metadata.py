@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..models import Severity
+from ..models import Protocol, Severity
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 
@@ -25,7 +25,7 @@ class CatalogEntry(BaseModel):
     id: str
     title: str = Field(min_length=10, max_length=120)
     severity: Severity
-    protocols: list[str] = Field(min_length=1)
+    protocols: list[Protocol] = Field(min_length=1)  # names its findings may carry
     description: str = Field(min_length=20)
     risk: str = Field(min_length=20)
     remediation: str = Field(min_length=20)

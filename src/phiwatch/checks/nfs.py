@@ -6,7 +6,7 @@ Which exports are listed for every client (`*`) is ShareFacts.world_readable.
 from __future__ import annotations
 
 from ..models import RepositoryFacts, Service
-from . import Observation, check
+from .base import Observation, check
 from .repository import exposure, files, medical_evidence, medical_shares, share_names, walk_note
 
 CALLER = "An unprivileged NFSv3 mount (AUTH_SYS uid/gid 65534, unprivileged source port)"

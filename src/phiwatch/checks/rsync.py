@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..models import RepositoryFacts, Service, ShareFacts
-from . import Observation, check
+from .base import Observation, check
 from .repository import exposure, files, medical_evidence, medical_shares, share_names, walk_note
 
 

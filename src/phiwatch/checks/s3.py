@@ -6,7 +6,7 @@ The probe reports the endpoint's bucket list as the share "/" and every bucket a
 from __future__ import annotations
 
 from ..models import RepositoryFacts, Service, ShareFacts
-from . import Observation, check
+from .base import Observation, check
 from .repository import exposure, files, medical_evidence, share_names, walk_note
 
 ROOT = "/"  # probes.s3.ROOT

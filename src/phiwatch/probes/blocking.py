@@ -20,6 +20,7 @@ from typing import TypeVar
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
 from ..sessions import BlockingSession, BudgetSpent
+from .outcome import Outcome as ProbeOutcome
 from .walk import Outcome, WalkLimits, has_medical_files
 
 T = TypeVar("T")
@@ -59,7 +60,7 @@ async def run_session(
         raise
     finally:
         watchdog.cancel()
-    if isinstance(result, Outcome) and session.budget_spent and result.status in _BROKEN:
+    if isinstance(result, ProbeOutcome) and session.budget_spent and result.status in _BROKEN:
         result.status, result.detail = ProbeStatus.BUDGET_EXCEEDED, "byte budget spent"
     return result
 

@@ -97,10 +97,12 @@ async def revisit(engine: Engine, service: Service, names: list[str], options: F
     if not new:
         return service
     from . import s3  # botocore: only for a scan that meets such an endpoint
+    from .options import ProbeOptions
+    from .outcome import Peer
 
     tls = service.http is not None and service.http.scheme == "https"
     given = FileOptions(options.limits, (*options.s3_buckets, *new))
-    outcome = await s3.probe(engine, service.host, service.port, given, tls)
+    outcome = await s3.probe(engine, Peer(service.host, service.port, tls), ProbeOptions(files=given))
     if outcome.facts.random_bucket is None:  # the endpoint changed its answers: keep the first visit
         return service
     outcome.facts.hinted_buckets = len(new)

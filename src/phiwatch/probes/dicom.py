@@ -7,6 +7,7 @@ Facts only; checks decide what they mean.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import DicomFacts, ProbeStatus, RejectReason, StudyExposure, WorklistExposure
@@ -15,11 +16,12 @@ from . import dicom_control
 from . import dicom_query as dq
 from . import dicom_ul as dul
 from . import dicom_worklist as dw
+from .outcome import Outcome, Peer
 from .steps import failure_of
 
-NAME = "dicom"
-DEFAULT_PORTS = (104, 2761, 2762, 4242, 11112)
-TLS_PORTS = (2762,)
+if TYPE_CHECKING:
+    from .options import ProbeOptions
+
 DEFAULT_AE_TITLES = (
     "ANY-SCP",
     "ORTHANC",
@@ -65,11 +67,7 @@ class DicomOptions:
         return unique[:MAX_AE_GUESSES]
 
 
-@dataclass
-class DicomOutcome:
-    status: ProbeStatus
-    facts: DicomFacts
-    detail: str | None = None
+DicomOutcome = Outcome[DicomFacts]
 
 
 class _Attempt:
@@ -236,15 +234,9 @@ class _Attempt:
             return  # the facts already gathered stand; a sloppy release is not an error
 
 
-async def probe(
-    engine: Engine,
-    host: str,
-    port: int,
-    options: DicomOptions,
-    tls: bool = False,
-    channel: Channel | None = None,
-) -> DicomOutcome:
-    """Associate as `options.called_ae`; on a called-AE reject, try the allowed candidates."""
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> DicomOutcome:
+    """Associate as the called AE title; on a called-AE reject, try the allowed candidates."""
+    host, port, tls, channel, options = peer.host, peer.port, peer.tls, peer.channel, probe_options.dicom
     facts = DicomFacts(
         called_ae=options.called_ae,
         calling_ae=options.calling_ae,

@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpcore
@@ -32,17 +32,16 @@ import httpx
 from httpcore._backends.sync import SyncStream
 
 from ..engine import Engine
-from ..models import HttpFacts, ProbeStatus, RepositoryFacts
+from ..models import ProbeStatus, RepositoryFacts
 from ..sessions import BlockingSession
 from ..text import sanitize
-from . import webrepo
 from .blocking import run_session, session_wall, walk_limits
 from .http_client import USER_AGENT
+from .outcome import Peer
 from .walk import (
     BoundedWalk,
     Budget,
     Entry,
-    FileOptions,
     Outcome,
     Stop,
     Unreadable,
@@ -50,6 +49,9 @@ from .walk import (
     entry,
     has_medical_files,
 )
+
+if TYPE_CHECKING:
+    from .options import ProbeOptions
 
 MAX_LISTING = 2 * 1024 * 1024  # bytes of one listing page
 DETECT_BYTES = 64 * 1024  # the start of a page that must show it is an index
@@ -606,15 +608,10 @@ class _Session:
         return Outcome(status, facts, detail)
 
 
-@webrepo.register
-async def probe(
-    engine: Engine, host: str, port: int, tls: bool, facts: HttpFacts, options: FileOptions
-) -> webrepo.WebRepository | None:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome | None:
     """The web root as a directory index, or None when it is not one; never raises."""
+    host, port, tls, options = peer.host, peer.port, peer.tls, probe_options.files
     wall = session_wall(engine, options.limits.walk_time)
     conn = engine.blocking_session(host, wall)
     session = _Session(conn, port, tls, walk_limits(engine, options.limits), engine.limits.timeout, wall)
-    outcome = await run_session(engine, conn, session.run, session.kill, wall)
-    if outcome is None:
-        return None
-    return webrepo.WebRepository(protocol="https" if tls else "http", outcome=outcome)
+    return await run_session(engine, conn, session.run, session.kill, wall)

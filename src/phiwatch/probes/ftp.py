@@ -18,17 +18,18 @@ import select
 import socket
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..sessions import BlockingSession
 from ..text import sanitize
 from .blocking import failed, os_failure, run_session, session_wall, walk_limits
+from .outcome import Peer
 from .walk import (
     BoundedWalk,
     Budget,
     Entry,
-    FileOptions,
     Inexpressible,
     Outcome,
     Unreadable,
@@ -37,8 +38,9 @@ from .walk import (
     has_medical_files,
 )
 
-NAME = "ftp"
-DEFAULT_PORTS = (21,)
+if TYPE_CHECKING:
+    from .options import ProbeOptions
+
 LOGINS = (("anonymous", "phiwatch@"), ("ftp", "phiwatch@"))
 MAX_LINE = 4096  # listing lines longer than this are skipped, never buffered whole
 MAX_REPLY = 65_536  # bytes of one (multi-line) control reply
@@ -444,8 +446,9 @@ class _Session:
         return None
 
 
-async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one FTP service; never raises."""
+    host, port, options = peer.host, peer.port, probe_options.files
     wall = session_wall(engine, options.limits.walk_time)
     conn = engine.blocking_session(host, wall)
     session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)

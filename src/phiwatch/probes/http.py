@@ -13,18 +13,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..engine import Engine, ProbeFailure
-from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch, TlsFacts
+from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch
 from ..text import sanitize
 from . import bucket_names, dicomweb
+from .outcome import Outcome, Peer
 from .steps import Steps, failure_of
 from .web_catalog import Product, known_flaws, web_catalog
 
 if TYPE_CHECKING:  # httpcore is imported when the first web service is probed
     from .http_client import HttpResponse, HttpSession
+    from .options import ProbeOptions
 
-NAME = "http"
-DEFAULT_PORTS = (80, 443, 3333, 8000, 8042, 8080, 8081, 8443)
-TLS_PORTS = (443, 8443)
 MAX_DEFAULT_LOGINS = 3
 BLANK = "Basic Og=="  # user and password both empty: base64 of ':'
 _TITLE = re.compile(rb"<title[^>]*>(.{0,200}?)</title", re.IGNORECASE | re.DOTALL)
@@ -43,12 +42,7 @@ class HttpOptions:
     request_time: float = 10.0
 
 
-@dataclass
-class HttpOutcome:
-    status: ProbeStatus
-    facts: HttpFacts
-    detail: str | None = None
-    tls: TlsFacts | None = None
+HttpOutcome = Outcome[HttpFacts]
 
 
 class _Probe:
@@ -258,7 +252,8 @@ class _Probe:
             self.facts.cors_wildcard_credentials = True
 
 
-async def probe(engine: Engine, host: str, port: int, options: HttpOptions, tls: bool) -> HttpOutcome:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> HttpOutcome:
+    host, port, tls, options = peer.host, peer.port, peer.tls, probe_options.http
     from .http_client import HttpLimits, HttpSession
 
     session = HttpSession(engine, host, port, tls, HttpLimits(request_time=options.request_time))

@@ -31,7 +31,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyNfsClient import NFSv3, Portmap
 from pyNfsClient.pack import XDRError, nfs_pro_v3Packer, nfs_pro_v3Unpacker
@@ -43,11 +43,11 @@ from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..sessions import BlockingSession
 from ..text import sanitize
 from .blocking import failed, os_failure, run_session, session_wall, walk_limits
+from .outcome import Peer
 from .walk import (
     BoundedWalk,
     Budget,
     Entry,
-    FileOptions,
     Outcome,
     Stop,
     Unreadable,
@@ -56,8 +56,9 @@ from .walk import (
     has_medical_files,
 )
 
-NAME = "nfs"
-DEFAULT_PORTS = (2049, 111)
+if TYPE_CHECKING:
+    from .options import ProbeOptions
+
 NFS_PORT = 2049
 PORTMAP_PORT = 111
 MOUNTD_PORTS = (20048, 892, 635)  # mountd's usual fixed ports, tried when the portmapper is closed
@@ -608,8 +609,9 @@ def _registered(ports: dict[int, dict[int, set[int]]]) -> str:
     return "portmapper: " + ("; ".join(parts) or "no NFS registered")
 
 
-async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one NFS or portmapper service; never raises."""
+    host, port, options = peer.host, peer.port, probe_options.files
     wall = session_wall(engine, options.limits.walk_time)
     conn = engine.blocking_session(host, wall)
     session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)

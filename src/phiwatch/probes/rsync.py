@@ -23,12 +23,14 @@ import posixpath
 import re
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..sessions import BlockingSession
 from ..text import sanitize
 from .blocking import failed, os_failure, run_session, session_wall, walk_limits
+from .outcome import Peer
 from .rsync_proto import (
     GLOB,
     PROTOCOL,
@@ -56,7 +58,6 @@ from .walk import (
     BoundedWalk,
     Budget,
     Entry,
-    FileOptions,
     Inexpressible,
     Outcome,
     Stop,
@@ -66,8 +67,9 @@ from .walk import (
     has_medical_files,
 )
 
-NAME = "rsync"
-DEFAULT_PORTS = (873,)
+if TYPE_CHECKING:
+    from .options import ProbeOptions
+
 MAX_FAILURES = 3  # file connections that may break before the walk of a module stops
 LIST_FACTOR = 8  # the file list of one module is cut at this many times the walk's entries per folder
 _KINDS = {S_IFDIR: "d", S_IFREG: "f", S_IFLNK: "l"}
@@ -303,8 +305,9 @@ class _Session:
         walk.facts()
 
 
-async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one rsync daemon; never raises."""
+    host, port, options = peer.host, peer.port, probe_options.files
     wall = session_wall(engine, options.limits.walk_time)
     conn = engine.blocking_session(host, wall)
     session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)

@@ -31,10 +31,11 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import botocore.session
@@ -45,13 +46,13 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.parsers import ResponseParserError
 
 from ..engine import Engine, ProbeFailure
-from ..models import HttpFacts, ProbeStatus, RepositoryFacts, ShareFacts
+from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..sessions import BlockingSession
 from ..text import sanitize
-from . import webrepo
 from .blocking import os_failure, run_session, session_wall, walk_limits
 from .bucket_names import bucket_name_problem
 from .http_client import USER_AGENT, HttpLimits, HttpSession
+from .outcome import Peer
 from .walk import (
     BoundedWalk,
     Budget,
@@ -66,8 +67,9 @@ from .walk import (
     has_medical_files,
 )
 
-NAME = "s3"
-DEFAULT_PORTS = (9000,)  # MinIO; S3 on web ports is found after the HTTP probe (webrepo)
+if TYPE_CHECKING:
+    from .options import ProbeOptions
+
 ROOT = "/"  # the share standing for the endpoint's bucket list
 MAX_BUCKET_LIST = 1024 * 1024  # bytes of one ListBuckets answer
 MAX_PAGE = 4 * 1024 * 1024  # bytes of one ListObjectsV2 page
@@ -629,8 +631,9 @@ class _Session:
         return walk.facts()
 
 
-async def probe(engine: Engine, host: str, port: int, options: FileOptions, tls: bool = False) -> Outcome:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one S3-compatible endpoint; never raises."""
+    host, port, tls, options = peer.host, peer.port, peer.tls, probe_options.files
     wall = session_wall(engine, options.limits.walk_time)
     conn = engine.blocking_session(host, wall)
     options = dataclasses.replace(options, limits=walk_limits(engine, options.limits))
@@ -638,11 +641,9 @@ async def probe(engine: Engine, host: str, port: int, options: FileOptions, tls:
     return await run_session(engine, conn, session.run, session.kill, wall)
 
 
-@webrepo.register
-async def on_web(
-    engine: Engine, host: str, port: int, tls: bool, facts: HttpFacts, options: FileOptions
-) -> webrepo.WebRepository | None:
+async def on_web(engine: Engine, peer: Peer, options: ProbeOptions) -> Outcome | None:
     """An S3 endpoint behind a web port: one bounded GET / decides; None for any other web service."""
+    host, port, tls = peer.host, peer.port, peer.tls
     limits = HttpLimits(max_body=MAX_ERROR, max_redirects=0, request_time=max(1.0, engine.limits.timeout))
     try:
         async with HttpSession(engine, host, port, tls, limits) as session:
@@ -651,7 +652,14 @@ async def on_web(
         return None
     if not looks_like_s3(answer.headers, answer.body):
         return None
-    outcome = await probe(engine, host, port, options, tls)
+    outcome = await probe(engine, peer, options)
     if outcome.status is ProbeStatus.PROTOCOL_ERROR:  # it did not speak S3 after all
         return None
-    return webrepo.WebRepository(NAME, outcome)
+    return outcome
+
+
+def configure(options: ProbeOptions, given: Mapping[str, Any]) -> ProbeOptions:
+    """--s3-bucket and --s3-buckets-file: the names every S3 endpoint is asked for, checked."""
+    path = given.get("s3_buckets_file")
+    names = bucket_names(list(given.get("s3_bucket") or []), Path(path) if path else None)
+    return dataclasses.replace(options, files=dataclasses.replace(options.files, s3_buckets=names))

@@ -25,7 +25,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from impacket import nmb, nt_errors, smb, smb3
 from impacket.dcerpc.v5.rpcrt import DCERPCException
@@ -54,11 +54,11 @@ from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..sessions import BlockingSession, current
 from ..text import sanitize
 from .blocking import failed, run_session, session_wall, walk_limits
+from .outcome import Peer
 from .walk import (
     BoundedWalk,
     Budget,
     Entry,
-    FileOptions,
     Outcome,
     Stop,
     Unreadable,
@@ -67,8 +67,9 @@ from .walk import (
     has_medical_files,
 )
 
-NAME = "smb"
-DEFAULT_PORTS = (445, 139)
+if TYPE_CHECKING:
+    from .options import ProbeOptions
+
 NETBIOS_PORT = 139
 GUEST = "guest"
 DIALECTS = {
@@ -502,8 +503,9 @@ class _Session:
         return detail
 
 
-async def probe(engine: Engine, host: str, port: int, options: FileOptions) -> Outcome:
+async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one SMB service; never raises."""
+    host, port, options = peer.host, peer.port, probe_options.files
     wall = session_wall(engine, options.limits.walk_time)
     conn = engine.blocking_session(host, wall)
     session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..content import kind_from_name, sniff
-from ..models import FileKindCount, ProbeStatus, RepositoryFacts, ShareFacts
+from ..models import FileKindCount, RepositoryFacts, ShareFacts
+from .outcome import Outcome as ProbeOutcome
 
 MEDICAL_KINDS = ("dicom", "dicomdir", "hl7", "x12")
 MAX_NAME = 1024  # longer entry names are dropped
@@ -47,13 +48,7 @@ class FileOptions:
     s3_buckets: tuple[str, ...] = ()  # bucket names to try besides those the endpoint lists
 
 
-@dataclass
-class Outcome:
-    """What a file-repository probe ends with (its status is from the closed vocabulary)."""
-
-    status: ProbeStatus
-    facts: RepositoryFacts
-    detail: str | None = None
+Outcome = ProbeOutcome[RepositoryFacts]  # what a file-repository probe ends with
 
 
 @dataclass
