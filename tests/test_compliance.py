@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from phiwatch.checks import Observation, make_finding
 from phiwatch.checks.metadata import load_catalog
 from phiwatch.compliance import Framework, frameworks, requirements_for, summarise
 from phiwatch.models import (
@@ -22,9 +23,7 @@ from phiwatch.models import (
 def finding(check_id: str, host: str = "203.0.113.5", port: int = 104,
             exposure: Exposure | None = None) -> Finding:
     entry = load_catalog()[check_id]
-    return Finding(check_id=check_id, title=entry.title, severity=entry.severity, host=host, port=port,
-                   protocol=entry.protocols[0], evidence="observed", exposure=exposure,
-                   remediation=entry.remediation, references=entry.references)
+    return make_finding(entry, host, port, entry.protocols[0], Observation("observed", exposure))
 
 
 def scan(findings: list[Finding]) -> ScanResult:

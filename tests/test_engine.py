@@ -9,6 +9,7 @@ import time
 import tracemalloc
 
 from phiwatch.engine import Engine, Limits, ProbeFailure, connect_failure
+from phiwatch.events import HostDone, ScanEvent
 from phiwatch.models import ProbeStatus
 from phiwatch.scanner import ScanConfig, Scanner
 from phiwatch.targets import build_targets
@@ -237,12 +238,12 @@ def test_a_cancelled_wait_for_a_host_slot_leaves_nothing_behind():
 
 
 def _sweep(spec: str, port: int, concurrency: int, ticks: list[int] | None = None, record: bool = True) -> tuple:
-    events: list[tuple[str, object]] = []
+    events: list[ScanEvent] = []
 
     async def go() -> tuple:
         scanner = Scanner(ScanConfig(ports=[port], limits=Limits(concurrency=concurrency, rate=0,
                                                                   retries=0, timeout=1)),
-                          (lambda event, data: events.append((event, data))) if record else None)
+                          events.append if record else None)
 
         async def tick() -> None:
             while True:
@@ -262,7 +263,7 @@ def _sweep(spec: str, port: int, concurrency: int, ticks: list[int] | None = Non
 def test_a_sweep_of_closed_ports_reports_every_address_and_lets_other_tasks_run():
     ticks = [0]
     outcome, opened, hosts_left, events = _sweep("127.77.4.0/22", _free_port(), 1, ticks)
-    done = [data for event, data in events if event == "host-done"]
+    done = [event.host for event in events if isinstance(event, HostDone)]
     assert outcome.complete and outcome.services == []
     assert outcome.progress.done == 1024 and opened == 1024
     assert len(done) == len(set(done)) == 1024 and done[0] == "127.77.4.0"

@@ -51,12 +51,11 @@ HOSTILE_PRODUCT = '"><svg onload=alert(1)>'
 
 
 def _catalog_finding(check_id: str, service: Service, evidence: str, exposure: Exposure | None = None) -> Finding:
+    from phiwatch.checks import Observation, make_finding
     from phiwatch.checks.metadata import load_catalog
 
     entry = load_catalog()[check_id]
-    return Finding(check_id=check_id, title=entry.title, severity=entry.severity, host=service.host,
-                   port=service.port, protocol=service.protocol, evidence=evidence, exposure=exposure,
-                   remediation=entry.remediation, references=list(entry.references))
+    return make_finding(entry, service.host, service.port, service.protocol, Observation(evidence, exposure))
 
 
 def sample_result() -> ScanResult:

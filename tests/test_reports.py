@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from phiwatch.checks import Observation, make_finding
 from phiwatch.checks.metadata import load_catalog
 from phiwatch.compliance import requirements_for
 from phiwatch.geo import locate
@@ -46,9 +47,7 @@ FORMULA = "=cmd|' /C calc'!A0"
 def finding(check_id: str, host: str, port: int, evidence: str, exposure: Exposure | None = None,
             protocol: str | None = None) -> Finding:
     entry = load_catalog()[check_id]
-    return Finding(check_id=check_id, title=entry.title, severity=entry.severity, host=host, port=port,
-                   protocol=protocol or entry.protocols[0], evidence=evidence, exposure=exposure,
-                   remediation=entry.remediation, references=entry.references)
+    return make_finding(entry, host, port, protocol or entry.protocols[0], Observation(evidence, exposure))
 
 
 @pytest.fixture

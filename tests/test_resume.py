@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from rich.console import Console
 
 from phiwatch.cluster import list_shards, sweep_shards
+from phiwatch.events import ServiceDone
 from phiwatch.journal import Journal
 from phiwatch.models import ProbeStatus, ScanInfo, ScanOptions, Service, TargetSummary
 from phiwatch.run import ScanRequest, run_scan
@@ -213,10 +214,12 @@ def test_a_service_recorded_twice_is_kept_once_with_its_latest_facts(tmp_path):
     store = Store(tmp_path / "phiwatch.db")
     journal = Journal(store, info("scan-r"), {"targets": ["127.0.0.1"]}, 1)
     [shard] = list(sweep_shards(build_targets(["127.0.0.1"]).blocks, 1))
-    journal.service(Service(host="127.0.0.1", port=104, protocol="dicom", status=ProbeStatus.OPEN))
+    journal.service(ServiceDone(Service(host="127.0.0.1", port=104, protocol="dicom", status=ProbeStatus.OPEN),
+                                []))
     journal.flush()
     again = Journal(store, info("scan-r"), {"targets": ["127.0.0.1"]}, 1)
-    again.service(Service(host="127.0.0.1", port=104, protocol="dicom", status=ProbeStatus.REJECTED))
+    again.service(ServiceDone(Service(host="127.0.0.1", port=104, protocol="dicom", status=ProbeStatus.REJECTED),
+                              []))
     again.shard_done(shard)
     # When the result is read back
     result = again.finish(info("scan-r"), ScanOutcome([], [], Progress(total=1, done=1), complete=True))

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .events import ScanEvent, ServiceDone, ShardDone
 from .models import UNFINISHED, Finding, ProbeStatus, Service
 from .scanner import Progress, ScanConfig, Scanner, ScanOutcome
 from .targets import Block, TargetError, TargetSet
@@ -152,7 +153,7 @@ def _share(config: ScanConfig, threads: int) -> ScanConfig:
     return dataclasses.replace(config, limits=split)
 
 
-Update = Callable[[str, object, Progress], None]
+Update = Callable[[ScanEvent, Progress], None]
 
 DASK_HINT = "--cluster needs Dask, an optional part of phiwatch: pip install 'phiwatch[cluster]'"
 
@@ -232,10 +233,14 @@ def _result(future: object) -> tuple[ShardResult | None, str]:
 def _record(shard: Shard, result: ShardResult, journal: Journal, progress: Progress, update: Update) -> None:
     services = [Service.model_validate(s) for s in result.services]
     findings = [Finding.model_validate(f) for f in result.findings]
-    journal.shard_results(shard, services, findings)
-    for service in services:
-        progress.open_services += service.status not in UNFINISHED
-        progress.exposures += service.status is ProbeStatus.EXPOSED
-        update("service", service, progress)
+    by_service: dict[tuple[str, int], list[Finding]] = {(s.host, s.port): [] for s in services}
+    for finding in findings:
+        by_service.setdefault((finding.host, finding.port), []).append(finding)
+    done = [ServiceDone(s, by_service[(s.host, s.port)]) for s in services]
+    journal.shard_results(shard, done)
+    for event in done:
+        progress.open_services += event.service.status not in UNFINISHED
+        progress.exposures += event.service.status is ProbeStatus.EXPOSED
+        update(event, progress)
     progress.done += shard.units  # after the services: the display ends once, with the last shard
-    update("shard-done", shard.index, progress)
+    update(ShardDone(shard.index), progress)

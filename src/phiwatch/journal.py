@@ -22,8 +22,8 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checks import evaluate
 from .cluster import Shard
+from .events import HostDone, ScanEvent, ServiceDone
 from .models import Finding, ScanInfo, ScanResult, Service
 from .scanner import Scanner, ScanOutcome
 from .store import Store
@@ -106,8 +106,9 @@ class Journal:
             else:
                 self.skipped[shard.index] = shard.units
 
-    def service(self, service: Service) -> None:
-        self.buffer.append((service, evaluate(service)))
+    def service(self, done: ServiceDone) -> None:
+        """A service and the findings its checks made in the scanner (they are not run again)."""
+        self.buffer.append((done.service, done.findings))
         if len(self.buffer) >= BATCH or time.monotonic() - self.last_flush >= INTERVAL:
             self.flush()
 
@@ -121,13 +122,9 @@ class Journal:
     def shard_done(self, shard: Shard) -> None:
         self.flush(shard)
 
-    def shard_results(self, shard: Shard, services: list[Service], findings: list[Finding]) -> None:
+    def shard_results(self, shard: Shard, done: list[ServiceDone]) -> None:
         """A shard scanned elsewhere: its services, findings and completion, in one transaction."""
-        by_service: dict[tuple[str, int], list[Finding]] = {(s.host, s.port): [] for s in services}
-        for finding in findings:
-            by_service.setdefault((finding.host, finding.port), []).append(finding)
-        self.store.record(self.scan_id, [(s, by_service[(s.host, s.port)]) for s in services],
-                          _shard_key(shard))
+        self.store.record(self.scan_id, [(d.service, d.findings) for d in done], _shard_key(shard))
 
     async def ticking(self) -> None:
         """Flush at least every INTERVAL seconds while a scan runs in this event loop."""
@@ -180,12 +177,12 @@ class ShardTracker:
                 self._note(host, shard)
                 yield host, port
 
-    def event(self, event: str, data: object) -> None:
+    def event(self, event: ScanEvent) -> None:
         """The scanner's listener: record services; a host done finishes what was handed out for it."""
-        if event == "service":
-            self.journal.service(data)  # type: ignore[arg-type]
-        elif event == "host-done":
-            for index, count in self.hosts.pop(str(data), {}).items():
+        if isinstance(event, ServiceDone):
+            self.journal.service(event)
+        elif isinstance(event, HostDone):
+            for index, count in self.hosts.pop(event.host, {}).items():
                 shard, left = self.left[index]
                 if left > count:
                     self.left[index] = (shard, left - count)

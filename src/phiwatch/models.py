@@ -321,18 +321,29 @@ class LineChange(Model):
 
 
 class Finding(Model):
+    """One check that fired on one service, with everything every output shows, attached once when
+    the finding is made (phiwatch.checks.make_finding) and stored with the scan: a report renders
+    these texts, never today's catalog."""
+
     check_id: str
     title: str
     severity: Severity
     host: str
     port: int
     protocol: Protocol
+    uri: str = Field("", description="The service as a URI: dicom://host:port, https://host:port/, ...")
     evidence: str = Field(description="What was observed; never a PHI value")
     exposure: Exposure | None = None
+    description: str = ""
+    risk: str = ""
     remediation: str
     references: list[str] = []
     location: Location | None = Field(None, description="Configuration audits: the file and line")
     fix: list[LineChange] | None = Field(None, description="Configuration audits: the lines to change")
+    categories: list[str] = []
+    compliance: dict[str, list[str]] = Field(
+        {}, description="Framework (HIPAA, GDPR) -> requirement ids this finding bears on")
+    catalog_version: str = Field("", description="The check catalog and compliance mappings it came from")
 
 
 class TargetSummary(Model):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from .models import Service
+    from .events import ScanEvent
 
 log = logging.getLogger("phiwatch")
 
@@ -66,9 +66,11 @@ class Display:
             )
             self.task = self.bar.add_task("scan", total=total, open=0, exposed=0, rate=0.0, unit=unit, note="")
 
-    def update(self, event: str, data: object, progress: Counters, held_back: str | None = None) -> None:
-        if event == "service":
-            service: Service = data  # type: ignore[assignment]
+    def update(self, event: ScanEvent, progress: Counters, held_back: str | None = None) -> None:
+        from .events import ServiceDone
+
+        if isinstance(event, ServiceDone):
+            service = event.service
             log.debug("service %s:%d %s %s", service.host, service.port, service.protocol,
                       service.status.value)
             if self.mode == "json":

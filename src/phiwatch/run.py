@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .cluster import Shard
+    from .events import Listener, ScanEvent
     from .journal import Journal
     from .models import Finding, ScanResult, TargetSummary
     from .probes.options import ProbeOptions
@@ -473,21 +474,20 @@ def _run_with_progress(
     config: ScanConfig,
     job: Callable[[Scanner], Coroutine[Any, Any, ScanOutcome]],
     display: Display,
-    record: Callable[[str, object], None],
+    record: Listener,
     stream: _FindingStream | None,
 ) -> ScanOutcome:
+    from .events import ServiceDone
     from .scanner import Scanner
 
-    def listener(event: str, data: object) -> None:
-        record(event, data)
-        if stream is not None and event == "service":
-            stream.send(scanner.findings[stream_from[0]:])
-            stream_from[0] = len(scanner.findings)
-        display.update(event, data, view, scanner.held_back())
+    def listener(event: ScanEvent) -> None:
+        record(event)
+        if stream is not None and isinstance(event, ServiceDone):
+            stream.send(event.findings)
+        display.update(event, view, scanner.held_back())
 
     scanner = Scanner(config, listener)
     view = _PortView(scanner)
-    stream_from = [0]
     if display.bar is None:
         return _drive(scanner, job)
     with display.bar:

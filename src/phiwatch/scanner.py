@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .checks import evaluate
 from .engine import Channel, Engine, Limits
+from .events import HostDone, Listener, ServiceDone
 from .models import UNFINISHED, Finding, ProbeStatus, Service
 from .probes import bucket_names
 from .probes.identify import ProbeOptions, service_on
@@ -55,7 +56,6 @@ class ScanOutcome:
     complete: bool
 
 
-Listener = Callable[[str, object], None]
 _PROVEN = frozenset({ProbeStatus.EXPOSED, ProbeStatus.EMPTY, ProbeStatus.QUERY_REFUSED})
 
 
@@ -77,7 +77,7 @@ class Scanner:
     def __init__(self, config: ScanConfig, listener: Listener | None = None) -> None:
         self.config = config
         self.engine = Engine(config.limits)
-        self.listener = listener or (lambda _event, _data: None)
+        self.listener: Listener = listener or (lambda _event: None)
         self.services: list[Service] = []
         self.findings: list[Finding] = []
         self._hosts: dict[str, list[float]] = {}  # host -> [jobs left, started]; only hosts in flight
@@ -161,7 +161,7 @@ class Scanner:
             await self._revisit(host)
             if not per_service:
                 progress.done += 1
-            self.listener("host-done", host)
+            self.listener(HostDone(host))
 
     def held_back(self) -> str | None:
         """The limit connections are queued behind right now, as its option: per-host or rate."""
@@ -225,4 +225,4 @@ class Scanner:
             self.progress.open_services += 1
         if service.status is ProbeStatus.EXPOSED:
             self.progress.exposures += 1
-        self.listener("service", service)
+        self.listener(ServiceDone(service, findings))

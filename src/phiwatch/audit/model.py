@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from ..checks import Observation, make_finding
 from ..checks.metadata import load_catalog
 from ..models import Finding, LineChange, Location
 from .source import Source, redact
@@ -94,19 +95,8 @@ def finding(
         raise KeyError(f"{check_id} is not an audit check in the catalog")
     secrets = source.secrets if source else set()
     where = location or (Location(path=str(source.path), line=line) if source else None)
-    return Finding(
-        check_id=check_id,
-        title=entry.title,
-        severity=entry.severity,
-        host=host,
-        port=port,
-        protocol=protocol or entry.protocols[0],
-        evidence=redact(evidence, secrets),
-        remediation=entry.remediation,
-        references=entry.references,
-        location=where,
-        fix=fix,
-    )
+    made = make_finding(entry, host, port, protocol or entry.protocols[0], Observation(redact(evidence, secrets)))
+    return made.model_copy(update={"location": where, "fix": fix})
 
 
 def change(source: Source, line: int, old: bool, new: str | None) -> LineChange:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..models import Finding, ScanInfo, ScanOptions, ScanResult, TargetSummary
+from ..reports.atomic import write_atomic
 from .model import AuditResult
 from .source import MASK, redact
 
@@ -59,29 +60,23 @@ def scrub(text: str, secrets: set[str]) -> str:
 
 
 def write_json(result: AuditResult, directory: Path) -> Path:
-    path = directory / "audit.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(scrub(result.model_dump_json(indent=2), result.all_secrets()) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    path = write_atomic(directory / "audit.json",
+                        scrub(result.model_dump_json(indent=2), result.all_secrets()) + "\n")
     schema = AuditResult.model_json_schema(mode="serialization")
-    (directory / "audit.schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    write_atomic(directory / "audit.schema.json", json.dumps(schema, indent=2) + "\n")
     return path
 
 
 def write(result: AuditResult, directory: Path, formats: list[str]) -> list[Path]:
-    from ..reports import writer
+    """audit.json and the scan's report formats, secrets masked before any byte reaches the disk."""
+    from ..reports import write_report
 
-    directory.mkdir(parents=True, exist_ok=True)
     written = [write_json(result, directory)] if "json" in formats else []
     scan = as_scan(result)
     secrets = result.all_secrets()
     for name in formats:
-        if name == "json":
-            continue
-        path = writer(name)(scan, directory)
-        if secrets:
-            path.write_text(scrub(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
-        written.append(path)
+        if name != "json":
+            written.append(write_report(name, scan, directory, lambda text: scrub(text, secrets)))
     return written
 
 

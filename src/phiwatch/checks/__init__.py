@@ -9,15 +9,23 @@ reports never re-derive a severity.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import ipaddress
 from functools import cache
+from importlib import resources
+from urllib.parse import quote
 
-from ..models import Finding, Service
+from .. import __version__
+from ..compliance import FILES as COMPLIANCE_FILES
+from ..compliance import requirements_for
+from ..models import Finding, Protocol, Service
 from ..probes import PROTOCOLS, check_modules
 from .base import CheckFunction, Observation, check, is_check
-from .metadata import load_catalog
+from .metadata import CatalogEntry, load_catalog
 
-__all__ = ["CheckFunction", "Observation", "all_checks", "check", "checks_for", "evaluate"]
+__all__ = ["CheckFunction", "Observation", "all_checks", "catalog_version", "check", "checks_for", "evaluate",
+           "location", "make_finding"]
 
 
 @cache
@@ -45,6 +53,7 @@ def all_checks() -> dict[str, CheckFunction]:
 
 
 def evaluate(service: Service) -> list[Finding]:
+    """Every check that applies to the service, run once; each finding made complete here."""
     catalog = load_catalog()
     findings: list[Finding] = []
     for func in checks_for(service.protocol):
@@ -52,20 +61,56 @@ def evaluate(service: Service) -> list[Finding]:
         if service.protocol not in entry.protocols:
             continue
         observation = func(service)
-        if observation is None:
-            continue
-        findings.append(
-            Finding(
-                check_id=entry.id,
-                title=entry.title,
-                severity=entry.severity,
-                host=service.host,
-                port=service.port,
-                protocol=service.protocol,
-                evidence=observation.evidence,
-                exposure=observation.exposure,
-                remediation=entry.remediation,
-                references=entry.references,
-            )
-        )
+        if observation is not None:
+            findings.append(make_finding(entry, service.host, service.port, service.protocol, observation))
     return findings
+
+
+def make_finding(entry: CatalogEntry, host: str, port: int, protocol: str, observation: Observation) -> Finding:
+    """The one place a finding gets what every output shows: the catalog's texts, the compliance
+    requirements it bears on, its location and the catalog's version. Stored with the scan."""
+    return Finding(
+        check_id=entry.id,
+        title=entry.title,
+        severity=entry.severity,
+        host=host,
+        port=port,
+        protocol=Protocol(protocol),
+        uri=location(host, port, protocol) if host else "",
+        evidence=observation.evidence,
+        exposure=observation.exposure,
+        description=entry.description,
+        risk=entry.risk,
+        remediation=entry.remediation,
+        references=list(entry.references),
+        categories=list(entry.categories),
+        compliance={framework: ids for framework, ids in requirements_for(entry.id).items() if ids},
+        catalog_version=catalog_version(),
+    )
+
+
+def location(host: str, port: int, protocol: str) -> str:
+    """The service as a URI (for SARIF and the reports): http(s)://, dicom://, else tcp://."""
+    try:
+        ip = ipaddress.ip_address(host)
+        where = f"[{ip}]" if ip.version == 6 else str(ip)
+    except ValueError:
+        where = quote(host, safe="")
+    if protocol in ("http", "https"):
+        return f"{protocol}://{where}:{port}/"
+    if protocol == "dicom":
+        return f"dicom://{where}:{port}"
+    return f"tcp://{where}:{port}"
+
+
+@cache
+def catalog_version() -> str:
+    """phiwatch's version and a digest of the catalog and the compliance mappings, e.g. 0.1.0+3f2a9c1d04be."""
+    digest = hashlib.sha256()
+    folders = ((resources.files(__name__).joinpath("catalog"), None),
+               (resources.files("phiwatch.compliance"), COMPLIANCE_FILES))
+    for folder, names in folders:
+        for item in sorted(folder.iterdir(), key=lambda p: p.name):
+            if (names is None and item.name.endswith(".yaml")) or (names is not None and item.name in names):
+                digest.update(item.name.encode() + b"\0" + item.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"

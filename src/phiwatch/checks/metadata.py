@@ -60,11 +60,3 @@ def load_catalog() -> dict[str, CatalogEntry]:
         except (yaml.YAMLError, ValidationError, TypeError) as exc:
             raise CatalogError(f"{item.name}: {exc}") from exc
     return entries
-
-
-def catalog_or_empty() -> dict[str, CatalogEntry]:
-    """For reports: a broken catalog must not stop a report from rendering the findings."""
-    try:
-        return load_catalog()
-    except CatalogError:
-        return {}

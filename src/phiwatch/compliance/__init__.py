@@ -1,7 +1,8 @@
 """Compliance mappings as data: which framework requirements each check id bears on.
 
-Checks never name a framework; the JSON files here map check ids to requirement ids,
-and reports ask this module. A requirement fails when a finding of severity low or
+Checks never name a framework; the JSON files here map check ids to requirement ids.
+Each finding carries the requirement ids it bore on when it was made (checks.make_finding),
+and summaries count those. A requirement fails when a finding of severity low or
 above maps to it; informational findings are counted but do not fail it. A requirement
 no check maps to is "not assessed" (a network scan cannot observe it). A scan that was cut short
 (interrupted, or with probes that did not finish) never passes a requirement: what it did not
@@ -128,8 +129,8 @@ def summarise(findings: Iterable[Finding], *, complete: bool = True) -> list[Fra
     for framework in frameworks():
         rows = []
         for requirement in framework.requirements:
-            mapped = set(requirement.checks)
-            hits = [f for f in findings if f.check_id in mapped]
+            mapped = set(requirement.checks)  # today's mapping: only to tell "not assessed"
+            hits = [f for f in findings if requirement.id in f.compliance.get(framework.framework, ())]
             counts = {severity: 0 for severity in Severity}
             for finding in hits:
                 counts[finding.severity] += 1

@@ -1,4 +1,10 @@
-"""Renderers of one ScanResult. They never re-derive severities or facts."""
+"""Renderers of one ScanResult. They never re-derive severities or facts, and never look the
+catalog or the compliance mappings up: each finding carries its texts from the moment it was made.
+
+Every format is a `render(result) -> str` in its module and a file name; `write_report` puts the
+text on disk through the one atomic writer (reports/atomic.py), optionally passed through a
+transform first (the configuration audit masks secrets before anything reaches the disk).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,37 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomic import write_atomic
+
 if TYPE_CHECKING:  # the format names are read at start-up, before any model is needed
     from ..models import ScanResult
 
-# format name -> (module, writer function); modules are imported only when used
-FORMATS: dict[str, tuple[str, str]] = {
-    "json": ("json_report", "write_scan_json"),
-    "html": ("html", "write"),
-    "csv": ("csv_report", "write"),
-    "sarif": ("sarif", "write"),
-    "md": ("markdown", "write"),
+# format name -> (module, file name, newline); modules are imported only when used
+FORMATS: dict[str, tuple[str, str, str | None]] = {
+    "json": ("json_report", "scan.json", None),
+    "html": ("html", "report.html", None),
+    "csv": ("csv_report", "findings.csv", ""),
+    "sarif": ("sarif", "phiwatch.sarif", None),
+    "md": ("markdown", "report.md", None),
 }
 
 
+def render(name: str, result: ScanResult) -> str:
+    module, _, _ = FORMATS[name]
+    renderer: Callable[[ScanResult], str] = import_module(f"{__name__}.{module}").render
+    return renderer(result)
+
+
+def write_report(name: str, result: ScanResult, directory: Path,
+                 transform: Callable[[str], str] | None = None) -> Path:
+    _, filename, newline = FORMATS[name]
+    text = render(name, result)
+    return write_atomic(directory / filename, transform(text) if transform else text, newline)
+
+
 def writer(name: str) -> Callable[[ScanResult, Path], Path]:
-    module, function = FORMATS[name]
-    return getattr(import_module(f"{__name__}.{module}"), function)  # type: ignore[no-any-return]
+    return lambda result, directory: write_report(name, result, directory)
 
 
 def write_reports(result: ScanResult, directory: Path, formats: list[str]) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    return [writer(name)(result, directory) for name in formats]
+    return [write_report(name, result, directory) for name in formats]

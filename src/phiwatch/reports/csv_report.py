@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
-from ..compliance import requirements_for
 from ..geo import locate
 from ..models import Finding, ScanResult, Trust
 from .trust_view import trust_of
@@ -31,7 +29,7 @@ def defuse(value: object) -> str:
 
 def row(scan_id: str, finding: Finding, trust: Trust | None = None) -> list[str]:
     exposure = finding.exposure
-    mapped = requirements_for(finding.check_id)
+    mapped = finding.compliance
     values: list[object] = [
         scan_id, finding.check_id, finding.title, finding.severity.value, finding.host, finding.port,
         finding.protocol, locate(finding.host).label, finding.evidence,
@@ -57,9 +55,6 @@ def render(result: ScanResult) -> str:
 
 
 def write(result: ScanResult, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "findings.csv"
-    temporary = path.with_suffix(".csv.tmp")
-    temporary.write_text(render(result), encoding="utf-8", newline="")
-    os.replace(temporary, path)
-    return path
+    from . import write_report
+
+    return write_report("csv", result, directory)

@@ -9,7 +9,6 @@ Content-Security-Policy forbids scripts and every network fetch as a second line
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -21,8 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from ..checks.metadata import catalog_or_empty
-from ..compliance import FrameworkSummary, fully_observed, requirements_for, summarise
+from ..compliance import FrameworkSummary, fully_observed, summarise
 from ..geo import ATTRIBUTION, locate
 from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
 from ..targets import address_order
@@ -356,7 +354,6 @@ def build_context(result: ScanResult) -> dict[str, Any]:
             places[host] = place_of(host)
         return places[host]
 
-    catalog = catalog_or_empty()
     findings = sorted(
         result.findings, key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id)
     )
@@ -432,11 +429,8 @@ def build_context(result: ScanResult) -> dict[str, Any]:
 
     finding_views: list[FindingView] = []
     for index, f in enumerate(findings, 1):
-        entry = catalog.get(f.check_id)
         e = f.exposure
-        requirements = [
-            (clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in requirements_for(f.check_id).items() if ids
-        ]
+        requirements = [(clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in f.compliance.items() if ids]
         finding_views.append(
             FindingView(
                 anchor=f"finding-{index}",
@@ -455,9 +449,9 @@ def build_context(result: ScanResult) -> dict[str, Any]:
                 files=[(k, v) for k, v in (("DICOM", e.files.dicom), ("HL7", e.files.hl7), ("X12", e.files.x12))
                        if v] if e is not None else [],
                 phi_attributes=[clean(a, 64) for a in (e.phi_attributes if e is not None else [])],
-                description=entry.description if entry else None,
-                risk=entry.risk if entry else None,
-                categories=list(entry.categories) if entry else [],
+                description=f.description or None,
+                risk=f.risk or None,
+                categories=list(f.categories),
                 remediation=clean(f.remediation, 4000),
                 references=[clean(r, 300) for r in f.references],
                 requirements=requirements,
@@ -465,8 +459,6 @@ def build_context(result: ScanResult) -> dict[str, Any]:
         )
 
     titles = {f.check_id: clean(f.title, 160) for f in findings}
-    for check_id, entry in catalog.items():
-        titles.setdefault(check_id, entry.title)
     frameworks = framework_views(summarise(result.findings, complete=fully_observed(result)), titles)
 
     # Check-level overview: one row per check, the services it hit.
@@ -566,9 +558,6 @@ def render(result: ScanResult) -> str:
 
 
 def write(result: ScanResult, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "report.html"
-    temporary = path.with_suffix(".html.tmp")
-    temporary.write_text(render(result), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    from . import write_report
+
+    return write_report("html", result, directory)

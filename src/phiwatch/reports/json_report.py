@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..models import ScanResult
+from .atomic import write_atomic
 
 
 def schema() -> dict[str, Any]:
@@ -17,16 +17,13 @@ def schema() -> dict[str, Any]:
     return document
 
 
+def render(result: ScanResult) -> str:
+    return result.model_dump_json(indent=2) + "\n"
+
+
 def write_scan_json(result: ScanResult, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "scan.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_atomic(directory / "scan.json", render(result))
 
 
 def write_schema(directory: Path) -> Path:
-    path = directory / "scan.schema.json"
-    path.write_text(json.dumps(schema(), indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_atomic(directory / "scan.schema.json", json.dumps(schema(), indent=2) + "\n")

@@ -8,12 +8,11 @@ a mention or a table cell.
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from ..compliance import fully_observed, requirements_for, summarise
+from ..compliance import fully_observed, summarise
 from ..geo import ATTRIBUTION, locate, summarise_countries
 from ..models import Finding, ScanResult, Severity
 from .totals import exposure_by_service, total
@@ -123,7 +122,7 @@ def _exposure_text(finding: Finding) -> str:
 
 
 def _finding(number: int, finding: Finding, trust_text: str = "") -> list[str]:
-    mapped = requirements_for(finding.check_id)
+    mapped = finding.compliance
     compliance = "; ".join(
         f"{escape(framework)} {', '.join(escape(r) for r in ids)}" for framework, ids in mapped.items() if ids
     )
@@ -172,9 +171,6 @@ def render(result: ScanResult) -> str:
 
 
 def write(result: ScanResult, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "report.md"
-    temporary = path.with_suffix(".md.tmp")
-    temporary.write_text(render(result), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    from . import write_report
+
+    return write_report("md", result, directory)

@@ -1,6 +1,6 @@
 """phiwatch.sarif: SARIF 2.1.0 for code-scanning dashboards and SIEMs.
 
-Rules come from the check catalog (only checks that fired); results from findings.
+Rules come from the texts stored with the findings (only checks that fired); results from findings.
 Network services have no source file, so each result's artifact is a service URI
 (dicom://host:port, http://host:port/, tcp://host:port) plus a logical location.
 """
@@ -8,9 +8,7 @@ Network services have no source file, so each result's artifact is a service URI
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
-import os
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,8 +16,6 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..checks.metadata import CatalogEntry, catalog_or_empty
-from ..compliance import requirements_for
 from ..geo import locate
 from ..models import Finding, ScanResult, Severity, Trust
 from .trust_view import trust_of
@@ -61,17 +57,8 @@ def rule_name(check_id: str) -> str:
 
 
 def service_uri(finding: Finding) -> str:
-    try:
-        ip = ipaddress.ip_address(finding.host)
-        host = f"[{ip}]" if ip.version == 6 else str(ip)
-    except ValueError:
-        host = quote(finding.host, safe="")
-    protocol = finding.protocol.lower()
-    if protocol in ("http", "https"):
-        return f"{protocol}://{host}:{finding.port}/"
-    if protocol == "dicom":
-        return f"dicom://{host}:{finding.port}"
-    return f"tcp://{host}:{finding.port}"
+    """The location stored with the finding (a scan made before findings carried one: tcp://)."""
+    return finding.uri or f"tcp://{quote(finding.host, safe='[]:.')}:{finding.port}"
 
 
 def fingerprint(finding: Finding) -> str:
@@ -81,31 +68,26 @@ def fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _rule(check_id: str, entry: CatalogEntry | None, finding: Finding) -> dict[str, Any]:
-    if entry is None:  # a finding from a check the catalog no longer lists
-        return {
-            "id": check_id, "name": rule_name(check_id),
-            "shortDescription": {"text": finding.title},
-            "help": {"text": finding.remediation},
-            "defaultConfiguration": {"level": LEVEL[finding.severity]},
-            "properties": {"tags": ["security"], "security-severity": SECURITY_SEVERITY[finding.severity]},
-        }
-    references = "\n".join(f"- {reference}" for reference in entry.references)
+def _rule(finding: Finding, protocols: list[str]) -> dict[str, Any]:
+    """A rule from the texts stored with the check's first finding (never today's catalog)."""
+    references = "\n".join(f"- {reference}" for reference in finding.references)
+    full = " ".join(text for text in (finding.description, finding.risk) if text) or finding.title
     return {
-        "id": entry.id,
-        "name": rule_name(entry.id),
-        "shortDescription": {"text": entry.title},
-        "fullDescription": {"text": f"{entry.description} {entry.risk}"},
+        "id": finding.check_id,
+        "name": rule_name(finding.check_id),
+        "shortDescription": {"text": finding.title},
+        "fullDescription": {"text": full},
         "help": {
-            "text": f"{entry.remediation}\n\nReferences:\n{references}",
-            "markdown": f"**Remediation.** {entry.remediation}\n\n**References**\n\n{references}",
+            "text": f"{finding.remediation}\n\nReferences:\n{references}",
+            "markdown": f"**Remediation.** {finding.remediation}\n\n**References**\n\n{references}",
         },
-        "defaultConfiguration": {"level": LEVEL[entry.severity]},
+        "defaultConfiguration": {"level": LEVEL[finding.severity]},
         "properties": {
-            "tags": ["security", *entry.categories],
-            "security-severity": SECURITY_SEVERITY[entry.severity],
-            "severity": entry.severity.value,
-            "protocols": list(entry.protocols),
+            "tags": ["security", *finding.categories],
+            "security-severity": SECURITY_SEVERITY[finding.severity],
+            "severity": finding.severity.value,
+            "protocols": protocols,
+            "catalogVersion": finding.catalog_version,
         },
     }
 
@@ -115,7 +97,7 @@ def _result(finding: Finding, index: int, trust: Trust | None = None) -> dict[st
     properties: dict[str, Any] = {
         "severity": finding.severity.value,
         "country": locate(finding.host).label,
-        "compliance": requirements_for(finding.check_id),
+        "compliance": finding.compliance,
     }
     if exposure is not None:
         properties["exposure"] = exposure.model_dump(mode="json")
@@ -144,12 +126,14 @@ def _result(finding: Finding, index: int, trust: Trust | None = None) -> dict[st
 
 
 def build(result: ScanResult) -> dict[str, Any]:
-    catalog = catalog_or_empty()
     fired: dict[str, Finding] = {}
     for finding in result.findings:
         fired.setdefault(finding.check_id, finding)
     order = sorted(fired)
-    rules = [_rule(check_id, catalog.get(check_id), fired[check_id]) for check_id in order]
+    protocols: dict[str, set[str]] = {}
+    for finding in result.findings:
+        protocols.setdefault(finding.check_id, set()).add(finding.protocol.value)
+    rules = [_rule(fired[check_id], sorted(protocols[check_id])) for check_id in order]
     index = {check_id: position for position, check_id in enumerate(order)}
     driver: dict[str, Any] = {
         "name": "phiwatch",
@@ -188,9 +172,6 @@ def render(result: ScanResult) -> str:
 
 
 def write(result: ScanResult, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "phiwatch.sarif"
-    temporary = path.with_suffix(".sarif.tmp")
-    temporary.write_text(render(result), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    from . import write_report
+
+    return write_report("sarif", result, directory)
