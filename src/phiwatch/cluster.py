@@ -21,15 +21,11 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .events import ScanEvent, ServiceDone, ShardDone
 from .models import UNFINISHED, Finding, ProbeStatus, Service
 from .scanner import Progress, ScanConfig, Scanner, ScanOutcome
 from .targets import Block, TargetError, TargetSet
-
-if TYPE_CHECKING:
-    from .journal import Journal
 
 log = logging.getLogger("phiwatch")
 
@@ -154,6 +150,7 @@ def _share(config: ScanConfig, threads: int) -> ScanConfig:
 
 
 Update = Callable[[ScanEvent, Progress], None]
+ShardRecorder = Callable[["Shard", list[ServiceDone]], None]  # the journal's shard_results
 
 DASK_HINT = "--cluster needs Dask, an optional part of phiwatch: pip install 'phiwatch[cluster]'"
 
@@ -167,7 +164,7 @@ def require_dask() -> None:
 
 
 def run_on_cluster(
-    address: str, shards: Iterator[Shard], total: int, config: ScanConfig, journal: Journal, update: Update
+    address: str, shards: Iterator[Shard], total: int, config: ScanConfig, record: ShardRecorder, update: Update
 ) -> ScanOutcome:
     """Submit every shard to the cluster, at most a few per worker thread in flight; record each
     shard's results as it completes. Complete only when every shard came back complete."""
@@ -202,7 +199,7 @@ def run_on_cluster(
             shard, attempt = waiting.pop(future)
             result, failure = _result(future)
             if result is not None:
-                _record(shard, result, journal, progress, update)
+                _record(shard, result, record, progress, update)
             elif attempt < RETRIES:
                 submit(shard, attempt + 1)
             else:
@@ -230,14 +227,14 @@ def _result(future: object) -> tuple[ShardResult | None, str]:
     return result, ""
 
 
-def _record(shard: Shard, result: ShardResult, journal: Journal, progress: Progress, update: Update) -> None:
+def _record(shard: Shard, result: ShardResult, record: ShardRecorder, progress: Progress, update: Update) -> None:
     services = [Service.model_validate(s) for s in result.services]
     findings = [Finding.model_validate(f) for f in result.findings]
     by_service: dict[tuple[str, int], list[Finding]] = {(s.host, s.port): [] for s in services}
     for finding in findings:
         by_service.setdefault((finding.host, finding.port), []).append(finding)
     done = [ServiceDone(s, by_service[(s.host, s.port)]) for s in services]
-    journal.shard_results(shard, done)
+    record(shard, done)
     for event in done:
         progress.open_services += event.service.status not in UNFINISHED
         progress.exposures += event.service.status is ProbeStatus.EXPOSED

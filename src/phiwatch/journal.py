@@ -30,7 +30,7 @@ from .store import Store
 from .targets import TargetError, TargetSet
 
 if TYPE_CHECKING:
-    from .run import ScanRequest
+    from .request import ScanRequest
 
 BATCH = 64
 INTERVAL = 1.0

@@ -12,12 +12,13 @@ import secrets
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .request import ScanRequest
 from .severity import Severity
 from .targets import (
     LARGE_SCAN,
@@ -42,49 +43,7 @@ if TYPE_CHECKING:
     from .scanner import ScanConfig, Scanner, ScanOutcome
 
 log = logging.getLogger("phiwatch")
-
-
-@dataclass
-class ScanRequest:
-    targets: list[str]
-    ports: str | None = None
-    input_lists: list[str] = field(default_factory=list)
-    excludes: list[str] = field(default_factory=list)
-    exclude_files: list[str] = field(default_factory=list)
-    rate: float = 50_000.0  # engine.DEFAULT_RATE, the ceiling of the adaptive rate; 0 = none
-    concurrency: int = 512
-    per_host: int = 8  # one host's ports in parallel, few enough for a fragile device
-    timeout: float = 5.0
-    retries: int = 1
-    output: Path | None = None
-    db: Path | str | None = None  # a SQLite file or a SQLAlchemy URL
-    store: bool = True
-    max_matches: int = 1000
-    calling_ae: str = "PHIWATCH"
-    called_ae: str = "ANY-SCP"
-    called_ae_supplied: bool = False  # the user named it: accepting it is no finding
-    guess_aet: bool = False
-    aet_file: Path | None = None
-    try_default_logins: bool = False
-    from_file: Path | None = None
-    from_format: str = "auto"
-    byte_budget: int = 8 * 1024 * 1024
-    probe_time: float = 60.0
-    host_time: float = 600.0
-    allow_large: bool = False
-    log_file: Path | None = None
-    progress: str = "auto"
-    cluster: str | None = None  # a Dask scheduler, tcp://HOST:PORT; None scans in this process
-    shard_size: int = 4096  # addresses (or listed services) per shard: the unit of completion
-    resume: str | None = None  # id of an interrupted scan to finish
-    formats: list[str] = field(default_factory=lambda: ["json", "html"])  # written with --output
-    jsonl: bool = False  # findings streamed to stdout as JSON lines
-    verbosity: int = 0  # -1 findings only, 0 findings and summary, 1 also services
-    severities: frozenset[Severity] | None = None  # shown and reported; the store keeps all
-    honeypot_signals: bool = True  # propose an unknown SOP class, inspect answers, control query
-    exclude_honeypots: bool = False  # leave likely honeypots out of scan.json, reports and counts
-    # Per-protocol options from the protocol table, by key (s3_bucket: [...], s3_buckets_file: "...")
-    protocol_options: dict[str, Any] = field(default_factory=dict)
+__all__ = ["ScanRequest", "run_scan"]
 
 
 def default_ports() -> list[int]:
@@ -435,7 +394,8 @@ def _run_shards(
 
         display = Display(console, mode, total, plan.unit)
         with display.bar or nullcontext():
-            return run_on_cluster(request.cluster, pending(), total, config, journal, display.update)
+            return run_on_cluster(request.cluster, pending(), total, config, journal.shard_results,
+                                  display.update)
     tracker = ShardTracker(journal)
     job = tracker.job(pending, sweep, total)
     ports = total * len(config.ports) if sweep else total

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from io import BytesIO
 
-from . import MAX_ENTRIES, MAX_NESTING, InnerSniff, Sniffed, SniffStatus, kind_from_name, safe_entry_name
+from .kinds import MAX_ENTRIES, MAX_NESTING, InnerSniff, Sniffed, SniffStatus, kind_from_name, safe_entry_name
 
 LZMA_MEMORY_LIMIT = 64 * 1024 * 1024  # an xz header may ask for a dictionary of gigabytes
 ZIP_LOCAL, ZIP_CENTRAL, ZIP_END, ZIP_DESCRIPTOR = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x07\x08"

@@ -25,7 +25,7 @@ from pydicom.filereader import data_element_generator
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from ..phi import DICOM_PHI_KEYWORDS
-from . import Sniffed, SniffStatus, kind_from_name
+from .kinds import Sniffed, SniffStatus, kind_from_name
 
 DEFER_SIZE = 1024  # values longer than this are skipped, never read (a PHI value this long is still "present")
 MAGIC_OFFSET = 128

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from . import Sniffed, SniffStatus
+from .kinds import Sniffed, SniffStatus
 
 MAX_MESSAGE_TYPES = 32
 _SEGMENT_END = re.compile(rb"[\r\n]+")

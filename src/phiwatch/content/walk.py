@@ -22,7 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import DEFAULT_BUDGET, Sniffed, kind_from_name, sniff
+from .kinds import DEFAULT_BUDGET, Sniffed, kind_from_name
+from .sniffer import sniff
 
 MAX_ERROR_SAMPLES = 50
 FIRST_READ = 16_384

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from . import Sniffed, SniffStatus
+from .kinds import Sniffed, SniffStatus
 
 ISA_LENGTH = 106
 MAX_SETS = 32

@@ -96,14 +96,16 @@ async def revisit(engine: Engine, service: Service, names: list[str], options: F
     new = [name for name in dict.fromkeys(names) if name not in tried][:MAX_HINTS]
     if not new:
         return service
-    from . import s3  # botocore: only for a scan that meets such an endpoint
+    from ..protocol import Protocol
+    from . import BY_NAME  # the S3 row's probe, imported (with botocore) only for such an endpoint
     from .options import ProbeOptions
     from .outcome import Peer
 
     tls = service.http is not None and service.http.scheme == "https"
     given = FileOptions(options.limits, (*options.s3_buckets, *new))
-    outcome = await s3.probe(engine, Peer(service.host, service.port, tls), ProbeOptions(files=given))
-    if outcome.facts.random_bucket is None:  # the endpoint changed its answers: keep the first visit
+    probe = BY_NAME[Protocol.S3].load_probe()
+    outcome = await probe(engine, Peer(service.host, service.port, tls), ProbeOptions(files=given))
+    if outcome is None or outcome.facts.random_bucket is None:  # its answers changed: keep the first visit
         return service
     outcome.facts.hinted_buckets = len(new)
     return service.model_copy(update={"status": outcome.status, "detail": outcome.detail,

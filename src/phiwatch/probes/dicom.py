@@ -6,9 +6,6 @@ Facts only; checks decide what they mean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from ..engine import Channel, Engine, ProbeFailure
 from ..models import DicomFacts, ProbeStatus, RejectReason, StudyExposure, WorklistExposure
 from ..vendors import identify
@@ -16,56 +13,9 @@ from . import dicom_control
 from . import dicom_query as dq
 from . import dicom_ul as dul
 from . import dicom_worklist as dw
+from .options import DicomOptions, ProbeOptions
 from .outcome import Outcome, Peer
 from .steps import failure_of
-
-if TYPE_CHECKING:
-    from .options import ProbeOptions
-
-DEFAULT_AE_TITLES = (
-    "ANY-SCP",
-    "ORTHANC",
-    "DCM4CHEE",
-    "CONQUESTSRV1",
-    "STORESCP",
-    "PACS",
-    "DICOM",
-    "OSIRIX",
-    "HOROS",
-    "CLEARCANVAS",
-    "DICOOGLE",
-    "QRSCP",
-    "DCMQRSCP",
-    "ECHOSCP",
-    "SERVER",
-    "ARCHIVE",
-    "OFFIS",  # dcmtk's example Modality Worklist (wlmscpfs) serves this title
-)
-MAX_AE_GUESSES = 32
-
-
-@dataclass(frozen=True)
-class DicomOptions:
-    called_ae: str = "ANY-SCP"
-    called_ae_supplied: bool = False  # the user named the called AE (--called-ae)
-    calling_ae: str = "PHIWATCH"
-    guess_aet: bool = False
-    extra_ae_titles: tuple[str, ...] = ()
-    max_matches: int = 1000
-    # Trust signals: propose an unknown SOP class, inspect the answers, send the control
-    # query (probes/dicom_control.py). digest_key keys the Study Instance UID digests; it is
-    # made per scan and never stored.
-    trust_signals: bool = True
-    digest_key: bytes = b"phiwatch"
-
-    def candidates(self) -> list[str]:
-        """Called AE titles to try after a called-AE reject; empty unless asked for."""
-        titles: list[str] = list(self.extra_ae_titles)
-        if self.guess_aet:
-            titles.extend(DEFAULT_AE_TITLES)
-        unique = [t for t in dict.fromkeys(titles) if t != self.called_ae]
-        return unique[:MAX_AE_GUESSES]
-
 
 DicomOutcome = Outcome[DicomFacts]
 

@@ -8,7 +8,6 @@ Facts only; checks decide what they mean.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -16,13 +15,13 @@ from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch
 from ..text import sanitize
 from . import bucket_names, dicomweb
+from .options import HttpOptions, ProbeOptions
 from .outcome import Outcome, Peer
 from .steps import Steps, failure_of
 from .web_catalog import Product, known_flaws, web_catalog
 
 if TYPE_CHECKING:  # httpcore is imported when the first web service is probed
     from .http_client import HttpResponse, HttpSession
-    from .options import ProbeOptions
 
 MAX_DEFAULT_LOGINS = 3
 BLANK = "Basic Og=="  # user and password both empty: base64 of ':'
@@ -33,13 +32,6 @@ _HIDDEN = re.compile(
     r"(?:[^>]*value=[\"']?([^\"'>\s]{0,64}))?",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class HttpOptions:
-    try_default_logins: bool = False
-    max_matches: int = 1000
-    request_time: float = 10.0
 
 
 HttpOutcome = Outcome[HttpFacts]

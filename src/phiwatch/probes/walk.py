@@ -22,30 +22,12 @@ from typing import Protocol
 
 from ..content import kind_from_name, sniff
 from ..models import FileKindCount, RepositoryFacts, ShareFacts
+from .options import FileOptions as FileOptions  # re-exported: every repository probe names it
+from .options import WalkLimits
 from .outcome import Outcome as ProbeOutcome
 
 MEDICAL_KINDS = ("dicom", "dicomdir", "hl7", "x12")
 MAX_NAME = 1024  # longer entry names are dropped
-
-
-@dataclass(frozen=True)
-class WalkLimits:
-    max_depth: int = 6
-    max_entries: int = 2_000  # per folder
-    max_files: int = 200  # files sniffed in all, per host
-    per_directory: int = 25  # files sniffed in one folder; the rest are counted by name
-    file_budget: int = 16_384  # bytes read from the start of each file
-    total_bytes: int = 8 * 1024 * 1024  # listings and file heads, per host
-    walk_time: float = 45.0  # wall time of the whole session, per host
-    max_shares: int = 32  # shares, modules, exports or buckets walked per host
-
-
-@dataclass(frozen=True)
-class FileOptions:
-    """What every file-repository probe is given: the walk's bounds and the user's extra names."""
-
-    limits: WalkLimits = WalkLimits()
-    s3_buckets: tuple[str, ...] = ()  # bucket names to try besides those the endpoint lists
 
 
 Outcome = ProbeOutcome[RepositoryFacts]  # what a file-repository probe ends with
