@@ -1,0 +1,354 @@
+"""Each finding's life across a job's runs, and the queries the dashboard reads it with.
+
+A finding's identity is (job, host, port, check). Its states: new (first seen), open (seen again),
+acknowledged, accepted_risk (until an expiry, with a note), fixed, reopened (seen again after a fix).
+It is fixed only when N consecutive complete runs (default 2) reached its host, looked at its port
+and did not find it; a partial run, or a run in which the host answered nothing, never counts
+towards a fix. A jump in the exposed studies or files of a finding is a `changed` event.
+Every state change is an event row; events are what alerts are made of.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from ..diff import Scope
+from ..models import UNFINISHED, Finding, ProbeStatus, ScanResult
+from ..severity import Severity
+from .tables import (
+    ACCEPTED_RISK,
+    ACKNOWLEDGED,
+    ACTIVE,
+    FIXED,
+    NEW,
+    OPEN,
+    REOPENED,
+    EventRow,
+    JobRow,
+    RunRow,
+    TrackedFinding,
+)
+
+# A host "answered" in a run when one of its services got this far; otherwise it was unreachable.
+_SILENT = frozenset({ProbeStatus.TIMEOUT, ProbeStatus.UNREACHABLE, *UNFINISHED})
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they were written in UTC."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Rules:
+    fixed_after: int = 2  # consecutive complete runs without the finding before it is fixed
+    change_ratio: float = 0.1  # exposed studies or files up by more than this share: `changed`
+
+
+def magnitude(finding: Finding) -> tuple[int | None, int | None]:
+    """(studies, files) a finding exposes; None when it exposes none of that kind."""
+    exposure = finding.exposure
+    if exposure is None:
+        return None, None
+    studies = exposure.studies + exposure.worklist_items
+    files = exposure.files.dicom + exposure.files.hl7 + exposure.files.x12
+    return (studies or None), (files or None)
+
+
+def _jumped(before: int | None, after: int | None, ratio: float) -> bool:
+    if after is None:
+        return False
+    if before is None:
+        return after > 0
+    return after > before and after - before > ratio * before
+
+
+def _event(session: Session, row: TrackedFinding, run_id: int | None, kind: str, at: datetime,
+           detail: dict[str, Any] | None = None, note: str | None = None) -> EventRow:
+    event = EventRow(finding_id=row.id, run_id=run_id, job=row.job, kind=kind, at=at,
+                     detail=detail or {}, note=note)
+    session.add(event)
+    return event
+
+
+def expire_risks(session: Session, job: str | None, now: datetime) -> list[EventRow]:
+    """Accepted risks past their expiry are open again."""
+    query = select(TrackedFinding).where(TrackedFinding.state == ACCEPTED_RISK,
+                                         TrackedFinding.accepted_until <= now)
+    if job is not None:
+        query = query.where(TrackedFinding.job == job)
+    events = []
+    for row in session.scalars(query):
+        row.state = OPEN
+        events.append(_event(session, row, None, "risk_expired", now, {"state_before": ACCEPTED_RISK}))
+    return events
+
+
+def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules: Rules,
+              done: list | None = None, now: datetime | None = None) -> list[EventRow]:
+    """Update the job's tracked findings from one run's result; return the events (flushed, with ids)."""
+    now = now or datetime.now(UTC)
+    scope = Scope(result, done)
+    complete = result.scan.complete
+    answered = {s.host for s in result.services if s.status not in _SILENT}
+    tracked = {(r.host, r.port, r.check_id): r
+               for r in session.scalars(select(TrackedFinding).where(TrackedFinding.job == job))}
+    events = expire_risks(session, job, now)
+    seen: set[tuple[str, int, str]] = set()
+    for finding in result.findings:
+        key = (finding.host, finding.port, finding.check_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        studies, files = magnitude(finding)
+        row = tracked.get(key)
+        if row is None:
+            row = TrackedFinding(job=job, host=finding.host, port=finding.port, check_id=finding.check_id,
+                                 protocol=finding.protocol, severity=finding.severity.value, title=finding.title,
+                                 state=NEW, first_seen=now, last_seen=now, absent_runs=0, reopened=0,
+                                 studies=studies, files=files, last_scan_id=result.scan.id,
+                                 finding=finding.model_dump(mode="json"))
+            session.add(row)
+            session.flush()
+            events.append(_event(session, row, run_id, "new", now))
+            continue
+        if row.state == FIXED:
+            row.state, row.fixed_at = REOPENED, None
+            row.reopened += 1
+            events.append(_event(session, row, run_id, "reopened", now))
+        elif row.state in (NEW, REOPENED):
+            row.state = OPEN
+        changed = {name: [before, after] for name, before, after in
+                   (("studies", row.studies, studies), ("files", row.files, files))
+                   if _jumped(before, after, rules.change_ratio)}
+        if changed and row.state != REOPENED:
+            events.append(_event(session, row, run_id, "changed", now, changed))
+        if row.severity != finding.severity.value:
+            row.severity = finding.severity.value
+        row.protocol, row.title = finding.protocol, finding.title
+        row.studies, row.files = studies, files
+        row.last_seen, row.absent_runs, row.last_scan_id = now, 0, result.scan.id
+        row.finding = finding.model_dump(mode="json")
+    if complete:
+        for key, row in tracked.items():
+            if key in seen or row.state == FIXED:
+                continue
+            host, port, _ = key
+            if host not in answered or not scope.covers(host, port):
+                continue  # not looked at, or the host was unreachable: says nothing
+            row.absent_runs += 1
+            if row.absent_runs >= rules.fixed_after:
+                before = row.state
+                row.state, row.fixed_at = FIXED, now
+                events.append(_event(session, row, run_id, "fixed", now, {"state_before": before}))
+    session.flush()
+    return events
+
+
+def run_totals(session: Session, job: str, result: ScanResult | None) -> dict[str, Any]:
+    """What a run's row keeps for the trends: exposure totals and the job's open findings."""
+    counts = Counter(session.scalars(select(TrackedFinding.severity).where(
+        TrackedFinding.job == job, TrackedFinding.state.in_(ACTIVE))))
+    totals: dict[str, Any] = {"open_findings": sum(counts.values()), "open_by_severity": dict(counts)}
+    if result is not None and result.summary is not None:
+        raw = result.summary.raw
+        totals.update(exposed_services=raw.exposed_services, studies=raw.studies,
+                      files=raw.files.dicom + raw.files.hl7 + raw.files.x12)
+    return totals
+
+
+# ---- triage -------------------------------------------------------------------------------------
+
+class TriageError(ValueError):
+    """A triage request that cannot apply: one line."""
+
+
+def _tracked(session: Session, finding_id: int) -> TrackedFinding:
+    row = session.get(TrackedFinding, finding_id)
+    if row is None:
+        raise TriageError(f"no tracked finding {finding_id}")
+    return row
+
+
+def acknowledge(session: Session, finding_id: int, note: str | None = None,
+                now: datetime | None = None) -> EventRow:
+    """Someone knows about it. A fixed finding cannot be acknowledged."""
+    now = now or datetime.now(UTC)
+    row = _tracked(session, finding_id)
+    if row.state == FIXED:
+        raise TriageError("a fixed finding needs no acknowledgement")
+    before = row.state
+    row.state, row.acknowledged_at = ACKNOWLEDGED, now
+    if note:
+        row.note = note
+    event = _event(session, row, None, "acknowledged", now, {"state_before": before}, note)
+    session.flush()
+    return event
+
+
+def accept_risk(session: Session, finding_id: int, until: datetime, note: str,
+                now: datetime | None = None) -> EventRow:
+    """Accepted until `until`, with a note saying why; open again after it."""
+    now = now or datetime.now(UTC)
+    until = utc(until) or until
+    if until <= now:
+        raise TriageError("the expiry of an accepted risk must lie in the future")
+    if not note.strip():
+        raise TriageError("accepting a risk needs a note")
+    row = _tracked(session, finding_id)
+    if row.state == FIXED:
+        raise TriageError("a fixed finding has no risk to accept")
+    before = row.state
+    row.state, row.accepted_until, row.note = ACCEPTED_RISK, until, note
+    event = _event(session, row, None, "accepted_risk", now,
+                   {"state_before": before, "until": until.isoformat()}, note)
+    session.flush()
+    return event
+
+
+def request_run(session: Session, job: str, now: datetime | None = None) -> None:
+    """Ask the watcher to run a job now (it picks the request up within a second or two)."""
+    row = session.get(JobRow, job)
+    if row is None:
+        raise TriageError(f"no job named {job!r}")
+    row.run_requested = now or datetime.now(UTC)
+    session.flush()
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def exposure_window(row: TrackedFinding, now: datetime | None = None) -> timedelta:
+    """From first seen to fixed (or to now, while it is not fixed)."""
+    end = utc(row.fixed_at) or now or datetime.now(UTC)
+    start = utc(row.first_seen)
+    assert start is not None
+    return end - start
+
+
+SORTS = {
+    "severity": None,  # worst first (by rank, computed below)
+    "first_seen": TrackedFinding.first_seen,
+    "last_seen": TrackedFinding.last_seen,
+    "host": TrackedFinding.host,
+    "state": TrackedFinding.state,
+    "check": TrackedFinding.check_id,
+}
+
+
+def _severity_rank() -> Any:
+    from sqlalchemy import case
+
+    return case({s.value: s.rank for s in Severity}, value=TrackedFinding.severity, else_=0)
+
+
+def findings_query(state: str | list[str] | None = None, severity: str | list[str] | None = None,
+                   protocol: str | None = None, job: str | None = None, host: str | None = None,
+                   search: str | None = None) -> Select:
+    """The tracked findings matching every filter given (lists: any of)."""
+    query = select(TrackedFinding)
+    for column, wanted in ((TrackedFinding.state, state), (TrackedFinding.severity, severity)):
+        if wanted:
+            query = query.where(column.in_([wanted] if isinstance(wanted, str) else wanted))
+    for column, exact in ((TrackedFinding.protocol, protocol), (TrackedFinding.job, job),
+                          (TrackedFinding.host, host)):
+        if exact:
+            query = query.where(column == exact)
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(or_(func.lower(TrackedFinding.check_id).like(pattern),
+                                func.lower(TrackedFinding.title).like(pattern),
+                                func.lower(TrackedFinding.host).like(pattern)))
+    return query
+
+
+def list_findings(session: Session, *, page: int = 1, per_page: int = 50, sort: str = "severity",
+                  descending: bool = True, **filters: Any) -> tuple[list[TrackedFinding], int]:
+    """One page of tracked findings and how many match in all."""
+    query = findings_query(**filters)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    column = SORTS.get(sort, None)
+    key = _severity_rank() if column is None else column
+    query = query.order_by(key.desc() if descending else key.asc(), TrackedFinding.id)
+    page, per_page = max(1, page), max(1, min(per_page, 1000))
+    rows = list(session.scalars(query.offset((page - 1) * per_page).limit(per_page)))
+    return rows, total
+
+
+def finding_events(session: Session, finding_id: int) -> list[EventRow]:
+    return list(session.scalars(select(EventRow).where(EventRow.finding_id == finding_id)
+                                .order_by(EventRow.at, EventRow.id)))
+
+
+def host_findings(session: Session, host: str) -> list[TrackedFinding]:
+    return list(session.scalars(select(TrackedFinding).where(TrackedFinding.host == host)
+                                .order_by(_severity_rank().desc(), TrackedFinding.port)))
+
+
+def runs(session: Session, job: str | None = None, limit: int = 100, offset: int = 0) -> list[RunRow]:
+    query = select(RunRow).order_by(RunRow.started.desc(), RunRow.id.desc())
+    if job is not None:
+        query = query.where(RunRow.job == job)
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def jobs(session: Session) -> list[JobRow]:
+    return list(session.scalars(select(JobRow).order_by(JobRow.name)))
+
+
+def trend(session: Session, job: str | None = None, limit: int = 1000) -> list[RunRow]:
+    """Finished runs, oldest first, with their totals: the overview's time series."""
+    query = select(RunRow).where(RunRow.ended.is_not(None)).order_by(RunRow.started.desc()).limit(limit)
+    if job is not None:
+        query = query.where(RunRow.job == job)
+    return list(reversed(list(session.scalars(query))))
+
+
+def weekly_new_fixed(session: Session, weeks: int = 12, now: datetime | None = None) -> list[dict[str, Any]]:
+    """New and fixed events per ISO week, the last `weeks` weeks, oldest first."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(weeks=weeks)
+    counts: dict[str, Counter] = {}
+    rows = session.execute(select(EventRow.kind, EventRow.at).where(
+        EventRow.kind.in_(("new", "fixed")), EventRow.at >= since))
+    for kind, at in rows:
+        year, week, _ = (utc(at) or now).isocalendar()
+        counts.setdefault(f"{year}-W{week:02d}", Counter())[kind] += 1
+    return [{"week": week, "new": c["new"], "fixed": c["fixed"]} for week, c in sorted(counts.items())]
+
+
+def median_time_to_fix(session: Session, job: str | None = None) -> timedelta | None:
+    """Median exposure window of the findings fixed so far; None when none is."""
+    query = select(TrackedFinding.first_seen, TrackedFinding.fixed_at).where(TrackedFinding.state == FIXED)
+    if job is not None:
+        query = query.where(TrackedFinding.job == job)
+    windows = [(utc(fixed) - utc(first)).total_seconds()  # type: ignore[operator]
+               for first, fixed in session.execute(query) if fixed is not None]
+    return timedelta(seconds=statistics.median(windows)) if windows else None
+
+
+def state_counts(session: Session, job: str | None = None) -> dict[str, dict[str, int]]:
+    """state -> severity -> count."""
+    query = select(TrackedFinding.state, TrackedFinding.severity, func.count()).group_by(
+        TrackedFinding.state, TrackedFinding.severity)
+    if job is not None:
+        query = query.where(TrackedFinding.job == job)
+    table: dict[str, dict[str, int]] = {}
+    for state, severity, count in session.execute(query):
+        table.setdefault(state, {})[severity] = int(count)
+    return table
+
+
+__all__ = [
+    "ACCEPTED_RISK", "ACKNOWLEDGED", "ACTIVE", "FIXED", "NEW", "OPEN", "REOPENED", "Rules", "TriageError",
+    "accept_risk", "acknowledge", "apply_run", "exposure_window", "finding_events", "findings_query",
+    "host_findings", "jobs", "list_findings", "median_time_to_fix", "request_run", "run_totals", "runs",
+    "state_counts", "trend", "weekly_new_fixed",
+]
