@@ -105,6 +105,10 @@ def test_list_file_errors_name_the_file_and_the_line(tmp_path):
     assert f"{str(excluded)!r} line 2: 'notes.txt' looks like a file name" in stderr
     stderr = one_line_usage_error(phiwatch("scan", "-iL", "-", stdin="127.0.0.1\nreport.html\n", offline=True))
     assert "standard input line 2: 'report.html' looks like a file name" in stderr
+    output = tmp_path / "found.xml"  # a scanner's output given as a target: not read word by word
+    output.write_text('<?xml version="1.0"?>\n<nmaprun scanner="nmap">\nhello world\n</nmaprun>\n')
+    stderr = one_line_usage_error(phiwatch("scan", str(output), offline=True))
+    assert "looks like a scanner's output" in stderr and "--from" in stderr
 
 
 def test_ports_in_nmap_spelling():
@@ -210,6 +214,11 @@ def test_a_config_file_sets_a_teams_defaults(tmp_path):
                           str(tmp_path / "s.db"), env=env)
         assert result.returncode == 0, result.stderr
         assert "stored in" in result.stderr and (tmp_path / "s.db").exists()
+        # And before the command, --config applies the same way
+        quiet = tmp_path / "quiet.toml"
+        quiet.write_text('[scan]\nquiet = true\n')
+        result = phiwatch("--config", str(quiet), "scan", "127.0.0.1", "-p", str(peer.port), env=env)
+        assert result.returncode == 0 and result.stderr == ""
     bad = tmp_path / "bad.toml"
     for text, said in (('[scan]\nper_hots = 3\n', "[scan] has no option 'per_hots'"),
                        ("[scna]\n", "no command [scna]"), ("[scan\n", "is not TOML")):

@@ -42,6 +42,7 @@ FILE_ENDINGS = frozenset({
     "sarif", "yaml", "yml", "conf", "cfg", "ini", "toml", "db", "sqlite", "dcm", "gz", "bz2", "xz",
     "tar", "pcap", "pcapng", "out", "list",
 })
+SCAN_OUTPUT_ENDINGS = frozenset({"xml", "json", "jsonl", "gnmap", "nmap", "html", "htm", "sarif", "csv"})
 
 
 class TargetError(ValueError):
@@ -437,6 +438,9 @@ def build_targets(
     all_specs: list[str] = []
     blocks: list[Block] = []
     for spec in specs:
+        if is_list_file(spec) and spec.rpartition(".")[2].lower() in SCAN_OUTPUT_ENDINGS:
+            raise TargetError(f"{spec[:80]!r} looks like a scanner's output, not a list of targets: "
+                              "give it with --from to probe the services it lists")
         listed = _parse_listed(spec) if is_list_file(spec) else ([spec], parse_spec(spec))
         all_specs.extend(listed[0])
         blocks.extend(listed[1])
