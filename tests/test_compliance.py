@@ -8,7 +8,15 @@ import pytest
 
 from phiwatch.checks import Observation, make_finding
 from phiwatch.checks.metadata import load_catalog
-from phiwatch.compliance import Framework, frameworks, requirements_for, summarise
+from phiwatch.compliance import (
+    CUT_SHORT,
+    INFO_ONLY,
+    NOT_OBSERVABLE,
+    Framework,
+    frameworks,
+    requirements_for,
+    summarise,
+)
 from phiwatch.models import (
     Exposure,
     Finding,
@@ -95,20 +103,24 @@ def test_summary_counts_on_a_small_scan():
     assert transmission.status == "fail" and transmission.findings[Severity.MEDIUM] == 2
 
     assert hipaa["164.312(c)(1)"].status == "pass"  # nothing about integrity fired
-    assert hipaa["164.308(a)(1)(ii)(A)"].status == "pass"  # informational findings do not fail
-    assert hipaa["164.308(a)(1)(ii)(A)"].findings[Severity.INFO] == 1
+    # informational findings alone neither fail nor pass a requirement: a person has to look
+    review = hipaa["164.308(a)(1)(ii)(A)"]
+    assert review.status == "not-assessed" and review.reason == INFO_ONLY
+    assert review.findings[Severity.INFO] == 1
     assert hipaa["164.312(a)(2)(iv)"].status == "not-assessed"
+    assert hipaa["164.312(a)(2)(iv)"].reason == NOT_OBSERVABLE
 
     statuses = [r.status for r in summaries["HIPAA"].requirements]
     assert summaries["HIPAA"].failing == statuses.count("fail")
     assert summaries["HIPAA"].passing == statuses.count("pass")
-    assert summaries["HIPAA"].not_assessed == statuses.count("not-assessed") == 1
-    assert summaries["HIPAA"].failing + summaries["HIPAA"].passing + 1 == len(statuses)
+    assert summaries["HIPAA"].not_assessed == statuses.count("not-assessed") == 2
+    assert summaries["HIPAA"].failing + summaries["HIPAA"].passing + 2 == len(statuses)
 
     gdpr = {r.id: r for r in summaries["GDPR"].requirements}
     assert gdpr["Art. 33"].status == "fail" and gdpr["Art. 33"].findings[Severity.CRITICAL] == 1
     assert gdpr["Art. 32(1)(a)"].findings[Severity.MEDIUM] == 2
-    assert gdpr["Art. 32(1)(d)"].status == "pass"
+    # GDPR Art. 32(1)(d) saw only web_pacs_detected (info): never a pass
+    assert gdpr["Art. 32(1)(d)"].status == "not-assessed" and gdpr["Art. 32(1)(d)"].reason == INFO_ONLY
 
 
 def test_an_empty_scan_passes_everything_it_can_assess():
@@ -132,6 +144,7 @@ def test_a_scan_cut_short_never_passes_a_requirement():
         # Then what fired still fails, and nothing passes
         assert summary.partial and summary.passing == 0 and "pass" not in statuses
         assert summary.failing >= 1
+        assert {r.reason for r in summary.requirements if r.status == "not-assessed"} >= {CUT_SHORT}
     result.services.pop()
     assert fully_observed(result)
     result.scan.complete = False

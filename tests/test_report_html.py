@@ -290,24 +290,33 @@ def test_report_in_chromium(browser, tmp_path):
     assert browser.find_elements(By.CSS_SELECTOR, "svg svg") == []  # the hostile <svg onload> stayed text
     _no_dialog(browser)
 
-    # Findings come severity-first and carry the catalog's text and PHI attribute *names*.
-    articles = browser.find_elements(By.CSS_SELECTOR, "article.finding")
-    order = [a.get_attribute("class").split()[-1] for a in articles]
-    ranks = {"sev-critical": 4, "sev-high": 3, "sev-medium": 2, "sev-low": 1, "sev-info": 0}
-    assert [ranks[c] for c in order] == sorted((ranks[c] for c in order), reverse=True)
-    exposed = browser.find_element(By.CSS_SELECTOR, 'article.finding[data-check="dicom_study_data_exposed"]')
-    for text in ("PatientName", "PatientBirthDate", "3 studies", "42 instances", "42 DICOM files", "Remediation",
-                 "DICOM PS3.15", "127.0.0.1:4242/dicom"):
-        assert text in exposed.text, text
+    # Findings come grouped by check, worst check first, with the catalog's text once and PHI attribute *names*.
+    articles = browser.find_elements(By.CSS_SELECTOR, "article.check")
+    ranks = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+    order = [ranks[a.get_attribute("data-severity")] for a in articles]
+    assert order == sorted(order, reverse=True)
+    assert len(articles) == len({f.check_id for f in sample_result().findings})
+    exposed = browser.find_element(By.CSS_SELECTOR, 'article.check[data-check="dicom_study_data_exposed"]')
+    text = exposed.get_attribute("textContent")
+    for wanted in ("PatientName", "PatientBirthDate", "Remediation", "DICOM PS3.15", "127.0.0.1:4242"):
+        assert wanted in text, wanted
+    for wanted in ("3 studies", "42 instances", "42 DICOM files", "dicom · Loopback"):
+        assert wanted in exposed.text, wanted
     if importlib.util.find_spec("phiwatch.compliance") is not None:
         from phiwatch.compliance import requirements_for
 
         mapped = requirements_for("dicom_study_data_exposed")
         for framework, ids in mapped.items():
             for requirement in ids:
-                assert requirement in exposed.text, (framework, requirement)
+                assert requirement in text, (framework, requirement)
         compliance = browser.find_element(By.ID, "compliance").text
         assert "HIPAA" in compliance and "GDPR" in compliance and "fail" in compliance
+    # The fix-first table: the two services that gave out data, worst first, with their counts
+    fix = browser.find_elements(By.CSS_SELECTOR, "#fix-first-table tbody tr")
+    # (both critical: the one that gives away more first)
+    assert [r.find_element(By.CSS_SELECTOR, "span.addr").text for r in fix] == ["127.0.0.1", "8.8.8.8"]
+    assert "3 studies" in fix[0].text and "45" not in fix[0].text.split("studies")[0]
+    assert "42 DICOM files" in fix[0].text and "5 studies" in fix[1].text
     services = browser.find_element(By.ID, "services-table").text
     assert "query-refused" in services and "rejected" in services and "TLSv1.3, self-signed" in services
 
@@ -319,34 +328,173 @@ def test_report_in_chromium(browser, tmp_path):
     assert browser.save_screenshot(str(ARTIFACTS / "report.png"))
 
 
+# --- a real lab scan, read top-down in Chromium at 1280 px ----------------------------------------
+
+SCREEN = (1280, 800)
+OLD_PX_PER_FINDING = 690  # the card-per-finding layout, measured on a full lab scan (47,083 px, 68 findings)
+
+
+@pytest.fixture(scope="module")
+def lab_report(lab, tmp_path_factory):
+    """Every lab service scanned through the real CLI, which writes report.html itself; its console
+    summary kept to compare the report's counts with."""
+    out = tmp_path_factory.mktemp("lab-report")
+    local = [s["port"] for s in lab["services"] if s.get("host", lab["host"]) == lab["host"]]
+    elsewhere = [s for s in lab["services"] if s.get("host", lab["host"]) != lab["host"]]
+    hosts = [lab["host"], *sorted({s["host"] for s in elsewhere})]
+    ports = ",".join([*sorted({str(s["port"]) for s in elsewhere}), f"{min(local)}-{max(local)}"])
+    done = subprocess.run([sys.executable, "-m", "phiwatch", "scan", *hosts, "-p", ports, "--output", str(out),
+                           "--format", "json,html,md", "--no-db", "--timeout", "2", "--progress", "none"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = ScanResult.model_validate(json.loads((out / "scan.json").read_text()))
+    return {"out": out, "path": out / "report.html", "result": result, "stderr": done.stderr}
+
+
+def _console_numbers(stderr: str) -> dict[str, int]:
+    """The console's summary: 'N open services, M exposed' and 'findings: 3 critical, 2 high, ...'."""
+    services = re.search(r"(\d+) open services, (\d+) exposed", stderr)
+    found = re.search(r"^findings: (.*?)(;|$)", stderr, re.M)
+    assert services and found, stderr
+    numbers = {"open": int(services[1]), "exposed": int(services[2])}
+    for count, severity in re.findall(r"(\d+) (critical|high|medium|low|info)", found[1]):
+        numbers[severity] = int(count)
+    return numbers
+
+
+def _top(element) -> float:
+    return float(element.rect["y"])
+
+
+def _shoot(driver, name: str, top: int, height: int) -> Path:
+    """A 1280 px wide band of the page, kept in test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.set_window_size(SCREEN[0], height)
+    driver.execute_script("window.scrollTo(0, arguments[0])", top)
+    path = ARTIFACTS / name
+    assert driver.save_screenshot(str(path))
+    driver.set_window_size(*SCREEN)
+    return path
+
+
 @pytest.mark.lab
-def test_report_from_a_real_lab_scan_in_chromium(lab, browser, tmp_path):
-    """A real scan of the lab's open Orthanc and a web fixture: report.html renders and holds no canary."""
+def test_a_lab_scan_report_reads_top_down_in_chromium_at_1280_px(lab_report, browser):
     from selenium.webdriver.common.by import By
 
     from phiwatch_lab.canary import CANARY_STRINGS
 
-    wanted = {"orthanc-open", "orthanc-open-http", "pynetdicom-any"}  # canaries behind DICOM and HTTP
-    ports = sorted(s["port"] for s in lab["services"] if s["name"] in wanted)
-    assert len(ports) == len(wanted)
-    out = tmp_path / "scan"
-    done = subprocess.run([sys.executable, "-m", "phiwatch", "scan", lab["host"], "-p", ",".join(map(str, ports)),
-                           "--output", str(out), "--timeout", "2", "--no-db", "--progress", "json"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = ScanResult.model_validate(json.loads((out / "scan.json").read_text()))
-    assert result.services
-    path = html.write(result, out)
-    page = path.read_text(encoding="utf-8")
-    for canary in CANARY_STRINGS:
+    result: ScanResult = lab_report["result"]
+    page = lab_report["path"].read_text(encoding="utf-8")
+    for canary in CANARY_STRINGS:  # no planted patient value in the page, in any case
         assert canary.lower() not in page.lower(), canary
-    _open(browser, path)
+    browser.set_window_size(*SCREEN)
+    _open(browser, lab_report["path"])
     _no_dialog(browser)
+    assert browser.execute_script("return document.documentElement.clientWidth") == SCREEN[0] or \
+        browser.execute_script("return window.innerWidth") == SCREEN[0]
     assert browser.find_elements(By.TAG_NAME, "script") == []
-    assert browser.find_elements(By.CSS_SELECTOR, "article.finding")
-    for svg in browser.find_elements(By.CSS_SELECTOR, "figure.chart svg"):
-        assert svg.is_displayed() and svg.size["width"] > 0
     assert _severe(browser) == []
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(path, ARTIFACTS / "lab-report.html")
 
+    # Then the sections come in reading order: summary, ladder, fix first, findings by check, compliance
+    order = [browser.find_element(By.ID, name) for name in ("summary", "ladder", "fix-first", "findings",
+                                                             "compliance", "charts", "services")]
+    tops = [_top(section) for section in order]
+    assert tops == sorted(tops), tops
+
+    # And the summary says what the console said, from the same numbers
+    console = _console_numbers(lab_report["stderr"])
+    tile = {t.get_attribute("id"): t for t in browser.find_elements(By.CSS_SELECTOR, ".tile")}
+    assert tile["tile-exposed"].find_element(By.CSS_SELECTOR, "[data-value]").text == str(console["exposed"])
+    assert f"of {console['open']} open services" in tile["tile-exposed"].text
+    assert tile["tile-findings"].find_element(By.CSS_SELECTOR, "[data-value]").text == str(len(result.findings))
+    shown = {b.get_attribute("data-severity"): int(b.text.split()[-1])
+             for b in tile["tile-findings"].find_elements(By.CSS_SELECTOR, "[data-severity]")}
+    severities = {s: n for s, n in console.items() if s not in ("open", "exposed")}
+    assert {s: n for s, n in shown.items() if n} == severities
+
+    # And the fix-first table lists every exposed service, worst first, with the count that matters
+    rows = browser.find_elements(By.CSS_SELECTOR, "#fix-first-table tbody tr")
+    exposed = {(s.host, s.port) for s in result.services if s.status.value == "exposed"}
+    listed = {(r.find_element(By.CSS_SELECTOR, "span.addr").text, int(r.find_elements(By.TAG_NAME, "td")[1].text))
+              for r in rows}
+    assert exposed <= listed
+    ranks = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
+    worst = [ranks[r.get_attribute("data-severity")] for r in rows]
+    assert worst == sorted(worst, reverse=True)
+    counts: dict[str, list[str]] = {}
+    for row in rows:
+        cells = row.find_elements(By.TAG_NAME, "td")
+        counts.setdefault(cells[2].text, []).append(cells[5].text)
+    assert any("studies" in c and "instances" in c for c in counts["dicom"])
+    assert any("worklist items" in c for c in counts["dicom"])
+    for files in ("ftp", "smb", "rsync", "s3"):  # file repositories show files by kind, never "0 studies"
+        assert any("DICOM files" in c for c in counts[files]), files
+        assert not any("studies" in c for c in counts[files]), files
+
+    # And each check's details appear once, followed by the services it fired on
+    checks = {f.check_id for f in result.findings}
+    articles = browser.find_elements(By.CSS_SELECTOR, "article.check")
+    assert sorted(a.get_attribute("data-check") for a in articles) == sorted(checks)
+    body = browser.find_element(By.TAG_NAME, "body").get_attribute("textContent")
+    for article in articles:
+        fired = [f for f in result.findings if f.check_id == article.get_attribute("data-check")]
+        assert len(article.find_elements(By.CSS_SELECTOR, "table.affected tbody tr")) == len(fired)
+        remediation = article.find_element(By.CSS_SELECTOR, ".remediation p").get_attribute("textContent")
+        assert body.count(remediation) == 1, article.get_attribute("data-check")
+    web_pacs = [a for a in articles if a.get_attribute("data-check") == "web_pacs_detected"]
+    assert web_pacs and len(web_pacs[0].find_elements(By.CSS_SELECTOR, "tbody tr")) > 1  # one card, many rows
+    files_check = next(a for a in articles if a.get_attribute("data-check") == "ftp_medical_files_exposed")
+    assert "DICOM files" in files_check.text and "studies" not in files_check.text.split("Counts")[-1]
+    # The check table names hosts
+    hosts = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#checks td.hosts")]
+    assert hosts and all(re.search(r"\d+\.\d+\.\d+\.\d+", h) for h in hosts), hosts
+
+    # And no address wraps: every address is one line high
+    heights = browser.execute_script("""
+        return Array.from(document.querySelectorAll('.addr')).map(e => {
+          const rects = e.getClientRects();
+          return [e.textContent, rects.length, e.getBoundingClientRect().height,
+                  parseFloat(getComputedStyle(e).lineHeight) || 0, parseFloat(getComputedStyle(e).fontSize)];
+        });""")
+    assert len(heights) > len(result.findings)
+    for text, lines, height, line_height, font in heights:
+        assert lines == 1 and height <= (line_height or font * 1.6) + 1, (text, lines, height)
+
+    # And compliance passes nothing from informational findings alone
+    for row in browser.find_elements(By.CSS_SELECTOR, "table.requirements tr[data-status='pass']"):
+        assert row.find_elements(By.TAG_NAME, "td")[2].text == "—", row.text
+
+    # And the page is far shorter than the card-per-finding layout
+    height = int(browser.execute_script("return document.documentElement.scrollHeight"))
+    assert height < 0.6 * OLD_PX_PER_FINDING * len(result.findings), (height, len(result.findings))
+    (ARTIFACTS / "lab-report-height.txt").parent.mkdir(exist_ok=True)
+    (ARTIFACTS / "lab-report-height.txt").write_text(
+        f"{height} px = {height / SCREEN[1]:.1f} screens of {SCREEN[0]}x{SCREEN[1]}; "
+        f"{len(result.findings)} findings, {len(checks)} checks\n")
+    fix_top = int(_top(browser.find_element(By.ID, "fix-first")))
+    findings_top = int(_top(browser.find_element(By.ID, "findings")))
+    compliance_top = int(_top(browser.find_element(By.ID, "compliance")))
+    _shoot(browser, "lab-report-top.png", 0, 1600)
+    _shoot(browser, "lab-report-fix-first.png", fix_top - 20, 1600)
+    _shoot(browser, "lab-report-findings.png", findings_top - 20, 1600)
+    _shoot(browser, "lab-report-compliance.png", compliance_top - 20, 1600)
+    shutil.copy(lab_report["path"], ARTIFACTS / "lab-report.html")
+    shutil.copy(lab_report["out"] / "report.md", ARTIFACTS / "lab-report.md")
+
+
+@pytest.mark.lab
+def test_the_markdown_report_of_a_lab_scan_follows_the_same_order(lab_report):
+    from phiwatch_lab.canary import CANARY_STRINGS
+
+    text = (lab_report["out"] / "report.md").read_text(encoding="utf-8")
+    for canary in CANARY_STRINGS:
+        assert canary.lower() not in text.lower(), canary
+    headings = ["## Summary", "## Exposure ladder", "## Fix first", "## Findings", "## Compliance"]
+    positions = [text.index(f"\n{h}\n") for h in headings]
+    assert positions == sorted(positions)
+    result: ScanResult = lab_report["result"]
+    assert text.count("\n### ") == len({f.check_id for f in result.findings})
+    console = _console_numbers(lab_report["stderr"])
+    summary = text.split("\n## Summary\n")[1].split("\n## ")[0]
+    assert f"| {console['open']} | {console['exposed']} |" in summary
+    assert "0 studies" not in text

@@ -253,13 +253,22 @@ def test_csv_defuses_formulas(result):
 def test_markdown_sections(result):
     text = markdown.render(result)
     assert text.startswith("# phiwatch report scan-42")
-    for heading in ("## Summary", "## Compliance", "## Findings"):
-        assert f"\n{heading}\n" in text
-    assert "| Exposed services | Studies | Instances | DICOM files | HL7 files | X12 files |" in text
-    assert "| 2 | 15 | 347 | 2 | 1 | 0 |" in text
+    # The HTML report's order: summary, fix first, findings by check, compliance after the findings
+    headings = ("## Summary", "## Fix first", "## Findings", "## Compliance")
+    assert [text.index(f"\n{heading}\n") for heading in headings] == sorted(
+        text.index(f"\n{heading}\n") for heading in headings)
+    header = ("| Open services | Exposed services | Studies | Instances | Worklist items | DICOM files | HL7 files "
+              "| X12 files |")
+    assert header in text
+    assert "| 4 | 2 | 15 | 347 | 0 | 2 | 1 | 0 |" in text  # the console's open and exposed counts
     assert "| critical | 2 |" in text and "| medium | 1 |" in text and "| info | 1 |" in text
-    assert text.count("\n### ") == len(result.findings)
+    assert text.count("\n### ") == len({f.check_id for f in result.findings})  # one section per check
     assert "### 1. Study data exposed" in text  # most severe first
+    fix_first = text.split("\n## Fix first\n")[1].split("\n## ")[0]
+    rows = [line for line in fix_first.splitlines() if line.startswith("| 203") or line.startswith("| 8.8")]
+    assert rows[0].startswith("| 203.0.113.5:104 | dicom |") and "12 studies, 340 instances" in rows[0]
+    assert rows[1].startswith("| 8.8.8.8:8042 | http |") and "3 studies, 7 instances" in rows[1]
+    assert "10.0.0.7" not in fix_first  # a medium finding without data waits for the findings section
     assert "164.312(a)(1)" in text and "Art. 33" in text
     assert "- **Remediation:**" in text and "- **References:**" in text
     assert "PHI attribute names: PatientName, PatientID" in text
@@ -277,7 +286,7 @@ def test_markdown_escapes_hostile_text(result):
     assert "\u202e" not in text
     assert "www\\.example.org" in text
     assert "=cmd\\|' /C calc'!A0" in text
-    assert "2001:db8::10 port 443" in text
+    assert "\\[2001:db8::10\\]:443" in text
 
 
 def test_markdown_escape_rules():

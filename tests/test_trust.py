@@ -238,7 +238,9 @@ def test_every_report_shows_the_ladder_before_the_findings_and_marks_honeypots()
     real = dicom_service("10.0.0.1", answers=clean_answers())
     result = assess(scan_of([honeypot, real], [exposed_finding(honeypot, 5), exposed_finding(real, 15)]))
     html = render_html(result)
-    assert html.index('id="ladder"') < html.index('id="summary"') < html.index('id="findings"')
+    # the ladder right after the summary's counts, before the services to fix first and every finding
+    assert (html.index('id="summary"') < html.index('id="ladder"') < html.index('id="fix-first"')
+            < html.index('id="findings"'))
     assert 'data-step="studies_exposed"><td>Studies exposed</td><td class="num" data-raw>2</td>' in html
     assert "likely honeypot 0.14: no-implementation-class-uid" in html
     markdown = render_md(result)

@@ -2,11 +2,12 @@
 
 Checks never name a framework; the JSON files here map check ids to requirement ids.
 Each finding carries the requirement ids it bore on when it was made (checks.make_finding),
-and summaries count those. A requirement fails when a finding of severity low or
-above maps to it; informational findings are counted but do not fail it. A requirement
-no check maps to is "not assessed" (a network scan cannot observe it). A scan that was cut short
-(interrupted, or with probes that did not finish) never passes a requirement: what it did not
-see is "not assessed".
+and summaries count those. A requirement fails when a finding of severity low or above maps
+to it; informational findings are counted but neither fail nor pass it (only informational
+findings: "not assessed", a person has to look). A requirement no check maps to is "not
+assessed" (a network scan cannot observe it). A scan that was cut short (interrupted, or with
+probes that did not finish) never passes a requirement: what it did not see is "not assessed".
+Each "not assessed" says why.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..models import UNFINISHED, Finding, ScanResult, Severity
 
 FILES = ("hipaa.json", "gdpr.json")
+NOT_OBSERVABLE = "a network scan cannot observe it"
+INFO_ONLY = "only informational findings: review them"
+CUT_SHORT = "the scan was cut short"
 
 
 class ComplianceError(Exception):
@@ -65,6 +69,7 @@ class RequirementSummary(BaseModel):
     status: Literal["fail", "pass", "not-assessed"]
     findings: dict[Severity, int] = Field(description="Findings mapped to this requirement, by severity")
     checks: list[str] = Field([], description="Check ids that fired against this requirement")
+    reason: str = Field("", description="Why a requirement is not assessed")
 
 
 class FrameworkSummary(BaseModel):
@@ -134,17 +139,21 @@ def summarise(findings: Iterable[Finding], *, complete: bool = True) -> list[Fra
             counts = {severity: 0 for severity in Severity}
             for finding in hits:
                 counts[finding.severity] += 1
+            reason = ""
+            status: Literal["fail", "pass", "not-assessed"] = "not-assessed"
             if not mapped:
-                status: Literal["fail", "pass", "not-assessed"] = "not-assessed"
+                reason = NOT_OBSERVABLE
             elif any(_fails(f.severity) for f in hits):
                 status = "fail"
-            elif complete:
-                status = "pass"
+            elif hits:
+                reason = INFO_ONLY  # informational findings alone prove nothing either way
+            elif not complete:
+                reason = CUT_SHORT
             else:
-                status = "not-assessed"
+                status = "pass"
             fired = sorted({f.check_id for f in hits})
             rows.append(RequirementSummary(id=requirement.id, title=requirement.title, status=status,
-                                           findings=counts, checks=fired))
+                                           findings=counts, checks=fired, reason=reason))
         summaries.append(FrameworkSummary(
             framework=framework.framework,
             name=framework.name,

@@ -22,9 +22,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..compliance import FrameworkSummary, fully_observed, summarise
 from ..geo import ATTRIBUTION, locate
-from ..models import Finding, ProbeStatus, ScanResult, Service, Severity
+from ..models import UNFINISHED, Finding, ProbeStatus, ScanResult, Service, Severity
 from ..targets import address_order
-from .totals import exposure_by_service, total
+from .digest import by_check, fix_first
+from .totals import ScanCounts, count_parts, scan_counts
 from .trust_view import mark, trust_view
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
@@ -41,6 +42,7 @@ SILENT = {ProbeStatus.REFUSED, ProbeStatus.TIMEOUT, ProbeStatus.UNREACHABLE, Pro
           ProbeStatus.PROBE_ERROR}
 MAX_BARS = 12
 LABEL_CHARS = 30
+HOSTS_NAMED = 4  # the check table names this many hosts, then 'and N more'
 
 
 # --- hostile text ----------------------------------------------------------------------
@@ -89,6 +91,7 @@ class RequirementRow:
     status: str  # fail, pass, not-assessed
     counts: list[tuple[str, int]]  # severity -> findings, non-zero only, worst first
     checks: list[str]
+    reason: str
 
 
 @dataclass
@@ -99,28 +102,37 @@ class FrameworkView:
     failing: int
     passing: int
     not_assessed: int
+    partial: bool
     requirements: list[RequirementRow]
-    unassessed: list[str]
+    unassessed: list[tuple[str, list[str]]]  # reason -> requirement ids with no finding at all
 
 
-def framework_views(summaries: Iterable[FrameworkSummary], titles: dict[str, str]) -> list[FrameworkView]:
+def framework_views(summaries: Iterable[FrameworkSummary], titles: dict[str, str],
+                    ranks: dict[str, int] | None = None) -> list[FrameworkView]:
+    """Requirements with a verdict or with findings in a table (failing first, their checks worst
+    first); the rest, without any finding, listed by the reason they were not assessed."""
+    ranks = ranks or {}
+    order = {"fail": 0, "not-assessed": 1, "pass": 2}
     views = []
     for item in summaries:
         rows: list[RequirementRow] = []
-        unassessed: list[str] = []
+        unassessed: dict[str, list[str]] = {}
         for requirement in item.requirements:
-            if requirement.status == "not-assessed":
-                unassessed.append(clean(requirement.id, 60))
-                continue
             counts = [(s.value, requirement.findings.get(s, 0)) for s in SEVERITIES]
+            if requirement.status == "not-assessed" and not any(n for _, n in counts):
+                unassessed.setdefault(clean(requirement.reason or "no reason given", 120), []).append(
+                    clean(requirement.id, 60))
+                continue
             rows.append(RequirementRow(
                 id=clean(requirement.id, 60),
                 title=clean(requirement.title, 120),
                 status=requirement.status,
                 counts=[(s, n) for s, n in counts if n],
-                checks=[titles.get(c, clean(c, 64)) for c in requirement.checks],
+                checks=[titles.get(c, clean(c, 64))
+                        for c in sorted(requirement.checks, key=lambda c: (-ranks.get(c, 0), c))],
+                reason=clean(requirement.reason, 120),
             ))
-        rows.sort(key=lambda r: {"fail": 0, "pass": 1}[r.status])
+        rows.sort(key=lambda r: order.get(r.status, 1))
         views.append(FrameworkView(
             framework=clean(item.framework, 40),
             name=clean(item.name, 120),
@@ -128,8 +140,9 @@ def framework_views(summaries: Iterable[FrameworkSummary], titles: dict[str, str
             failing=item.failing,
             passing=item.passing,
             not_assessed=item.not_assessed,
+            partial=item.partial,
             requirements=rows,
-            unassessed=unassessed,
+            unassessed=list(unassessed.items()),
         ))
     return views
 
@@ -273,6 +286,12 @@ def _tls(service: Service) -> str:
     return ", ".join(clean(n, 40) for n in notes)
 
 
+def address(host: str, port: int) -> str:
+    """host:port as the console writes it ([v6]:port); shown on one line, never wrapped."""
+    host = clean(host, 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass
 class ServiceRow:
     host: str
@@ -289,28 +308,66 @@ class ServiceRow:
 
 
 @dataclass
-class FindingView:
+class FixRow:
+    """One line of the to-do list: a service, its worst finding and what it gives away."""
+
+    address: str
+    host: str
+    port: int
+    protocol: str
+    product: str
+    worst: str
+    worst_title: str
+    worst_anchor: str
+    counts: list[tuple[str, str]]
+    findings: int
+    exposed: bool
+    mark: str
+    honeypot: bool
+
+
+@dataclass
+class Affected:
+    """One service a check fired on."""
+
+    address: str
+    protocol: str
+    location: str
+    evidence: str
+    counts: list[tuple[str, str]]
+    phi_attributes: list[str]
+    phi_in_evidence: bool  # the evidence names them all already
+    remediation: str | None  # only when it differs from the check's
+    mark: str
+    honeypot: bool
+
+
+@dataclass
+class CheckGroup:
+    """A check that fired: its texts once, then every service it fired on."""
+
     anchor: str
     check_id: str
     title: str
     severity: str
-    colour: str
-    host: str
-    port: int
-    protocol: str
-    location: str
-    evidence: str
-    studies: int | None
-    instances: int | None
-    worklist_items: int
-    files: list[tuple[str, int]]
-    phi_attributes: list[str]
     description: str | None
     risk: str | None
-    categories: list[str]
     remediation: str
     references: list[str]
+    categories: list[str]
     requirements: list[tuple[str, list[str]]]
+    affected: list[Affected]
+    hosts: list[str]
+
+    @property
+    def has_counts(self) -> bool:
+        return any(a.counts for a in self.affected)
+
+    @property
+    def hosts_text(self) -> str:
+        shown = self.hosts[:HOSTS_NAMED]
+        more = len(self.hosts) - len(shown)
+        return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 @dataclass
@@ -345,6 +402,49 @@ def _identification(service: Service) -> list[tuple[str, str]]:
     return rows
 
 
+def _requirements(finding: Finding) -> list[tuple[str, list[str]]]:
+    return [(clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in finding.compliance.items() if ids]
+
+
+def _affected(f: Finding, remediation: str, location: str, trust: tuple[str, bool]) -> Affected:
+    evidence = clean(f.evidence, 2000)
+    phi = [clean(a, 64) for a in (f.exposure.phi_attributes if f.exposure else [])]
+    own = clean(f.remediation, 4000)
+    return Affected(
+        address=address(f.host, f.port), protocol=clean(f.protocol, 20), location=location, evidence=evidence,
+        counts=count_parts(f.exposure), phi_attributes=phi, phi_in_evidence=all(name in evidence for name in phi),
+        remediation=own if own != remediation else None, mark=trust[0], honeypot=trust[1])
+
+
+def _tiles(result: ScanResult, numbers: ScanCounts, truncated: bool, hosts_with_findings: int,
+           hosts_open: int) -> list[Tile]:
+    sums = numbers.exposure
+    at_least = "≥ " if truncated else ""
+    open_note = f"of {plural(numbers.open, 'open service')}"
+    if numbers.unfinished:
+        open_note += f"; {plural(numbers.unfinished, 'probe')} cut short or failed on our side, not counted"
+    instances_note = "in those studies"
+    if numbers.unknown_instances:
+        instances_note += f"; {plural(numbers.unknown_instances, 'service')} did not say how many (not counted)"
+    tiles = [
+        Tile("Exposed services", str(numbers.exposed), open_note, "exposed"),
+        Tile("Studies", f"{at_least}{sums.studies:,}", "listed without authentication", "studies"),
+        Tile("Instances", f"{at_least}{sums.instances:,}", instances_note, "instances"),
+    ]
+    if sums.worklist_items:
+        tiles.append(Tile("Worklist items", f"{at_least}{sums.worklist_items:,}", "scheduled procedures listed",
+                          "worklist"))
+    tiles += [
+        Tile("Files", f"{sums.files:,}", f"DICOM {sums.dicom:,} · HL7 {sums.hl7:,} · X12 {sums.x12:,}", "files"),
+        Tile("Findings", f"{numbers.findings:,}", "", "findings",
+             [(s.value, numbers.by_severity.get(s, 0), SEVERITY_COLOURS[s]) for s in SEVERITIES]),
+        Tile("Hosts with findings", str(hosts_with_findings),
+             f"of {plural(hosts_open, 'host')} with open services; "
+             f"{plural(result.scan.targets.addresses, 'address', 'addresses')} scanned", "hosts"),
+    ]
+    return tiles
+
+
 def build_context(result: ScanResult) -> dict[str, Any]:
     """Everything the template shows, as plain strings and numbers."""
     places: dict[str, Place] = {}
@@ -361,128 +461,88 @@ def build_context(result: ScanResult) -> dict[str, Any]:
     by_service: dict[tuple[str, int], list[Finding]] = defaultdict(list)
     for finding in findings:
         by_service[(finding.host, finding.port)].append(finding)
+    marks = {(s.host, s.port): (clean(mark(s.trust), 400), s.trust.honeypot)
+             for s in services if s.trust is not None and mark(s.trust)}
 
-    exposure = {key: counts for key, counts in exposure_by_service(findings).items() if any(vars(counts).values())}
-    exposed_keys = set(exposure) | {(s.host, s.port) for s in services if s.status is ProbeStatus.EXPOSED}
+    numbers = scan_counts(result)
     truncated = any(
         (s.dicom is not None and s.dicom.query is not None and s.dicom.query.truncated)
         or (s.http is not None and any(d.truncated for d in s.http.dicomweb))
         for s in services
     )
-    totals = vars(total(exposure))
-    at_least = "≥ " if truncated else ""
-    answering = [s for s in services if s.status not in SILENT]
-    severity_counts = Counter(f.severity for f in findings)
+    answering = [s for s in services if s.status not in SILENT and s.status not in UNFINISHED]
+    severity_counts = numbers.by_severity
     hosts_with_findings = {f.host for f in findings}
-    hosts_answering = {s.host for s in answering}
+    hosts_open = {s.host for s in services if s.status not in UNFINISHED}
+    tiles = _tiles(result, numbers, truncated, len(hosts_with_findings), len(hosts_open))
 
-    tiles = [
-        Tile("Exposed services", str(len(exposed_keys)), f"of {plural(len(answering), 'service')} answering",
-             "exposed"),
-        Tile("Studies", f"{at_least}{totals['studies']:,}", "listed without authentication", "studies"),
-        Tile("Instances", f"{at_least}{totals['instances']:,}", "images linked to those studies", "instances"),
-        Tile(
-            "Files",
-            f"{totals['dicom'] + totals['hl7'] + totals['x12']:,}",
-            f"DICOM {totals['dicom']:,} · HL7 {totals['hl7']:,} · X12 {totals['x12']:,}",
-            "files",
-        ),
-        Tile(
-            "Findings",
-            str(len(findings)),
-            "",
-            "findings",
-            [(s.value, severity_counts.get(s, 0), SEVERITY_COLOURS[s]) for s in SEVERITIES],
-        ),
-        Tile(
-            "Hosts with findings",
-            str(len(hosts_with_findings)),
-            f"of {plural(len(hosts_answering), 'host')} answering; "
-            f"{plural(result.scan.targets.addresses, 'address', 'addresses')} scanned",
-            "hosts",
-        ),
-    ]
+    # Findings by check: the check's texts once, then the services it fired on.
+    groups: list[CheckGroup] = []
+    anchors: dict[tuple[str, int, str], str] = {}
+    for number, found in enumerate(by_check(findings), 1):
+        first = found[0]
+        group = CheckGroup(  # the texts the finding was made with (checks.make_finding), once per check
+            anchor=f"check-{number}", check_id=clean(first.check_id, 64), title=clean(first.title, 160),
+            severity=first.severity.value, description=first.description or None, risk=first.risk or None,
+            remediation=clean(first.remediation, 4000), references=[clean(r, 300) for r in first.references],
+            categories=list(first.categories), requirements=_requirements(first), affected=[], hosts=[])
+        groups.append(group)
+        for f in found:
+            anchors[(f.host, f.port, f.check_id)] = group.anchor
+            group.affected.append(_affected(f, group.remediation, where(f.host).label,
+                                            marks.get((f.host, f.port), ("", False))))
+            host = clean(f.host, 80)
+            if host not in group.hosts:
+                group.hosts.append(host)
+
+    # Fix first: every exposed service and every service with a critical or high finding, worst first.
+    fix_rows = []
+    for item in fix_first(result):
+        key = (item.host, item.port)
+        trust_text, honeypot = marks.get(key, ("", False))
+        worst = item.worst
+        fix_rows.append(FixRow(
+            address=address(*key), host=clean(item.host, 80), port=item.port, protocol=clean(item.protocol, 20),
+            product=", ".join(_products(item.service)) if item.service else "",
+            worst=worst.severity.value if worst else "",
+            worst_title=clean(worst.title, 160) if worst else "data returned",
+            worst_anchor=anchors.get((item.host, item.port, worst.check_id), "") if worst else "",
+            counts=count_parts(item.exposure), findings=item.findings, exposed=item.exposed, mark=trust_text,
+            honeypot=honeypot))
 
     protocol_counts: Counter[str] = Counter(clean(s.protocol, 20) for s in answering)
     product_counts: Counter[str] = Counter()
     for s in answering:
         for name in _products(s):
             product_counts[name] += 1
-    location_counts: Counter[str] = Counter(where(h).label for h in hosts_answering)
-    exposed_location_counts: Counter[str] = Counter(where(h).label for h, _ in exposed_keys)
+    location_counts: Counter[str] = Counter(where(h).label for h in hosts_open)
+    exposed_location_counts: Counter[str] = Counter(where(h).label for h, _ in numbers.exposed_keys)
     charts = [
         bar_chart("chart-severity", "Findings by severity", "Every finding, by the catalog's severity.",
                   [(s.value, severity_counts.get(s, 0), SEVERITY_COLOURS[s]) for s in SEVERITIES]),
         bar_chart("chart-protocol", "Services by protocol", "Services that answered, by identified protocol.",
                   _ranked(protocol_counts)),
         bar_chart("chart-products", "Products and versions",
-                  "Services by product fingerprint (DICOM implementation, web PACS pages).",
+                  "Services by product fingerprint (DICOM implementation, web pages, file servers).",
                   _ranked(product_counts)),
         bar_chart("chart-country", "Hosts by country or network",
-                  "Hosts with at least one answering service, by location.", _ranked(location_counts)),
+                  "Hosts with at least one open service, by location.", _ranked(location_counts)),
     ]
     if exposed_location_counts:
         charts.append(bar_chart("chart-exposed-country", "Exposed services by country or network",
-                                "Services that gave out study data, by location of the host.",
+                                "Services that gave out patient data, by location of the host.",
                                 _ranked(exposed_location_counts)))
     charts = [c for c in charts if c.bars and any(b.value for b in c.bars)]
 
-    finding_views: list[FindingView] = []
-    for index, f in enumerate(findings, 1):
-        e = f.exposure
-        requirements = [(clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in f.compliance.items() if ids]
-        finding_views.append(
-            FindingView(
-                anchor=f"finding-{index}",
-                check_id=clean(f.check_id, 64),
-                title=clean(f.title, 160),
-                severity=f.severity.value,
-                colour=SEVERITY_COLOURS[f.severity],
-                host=clean(f.host, 80),
-                port=f.port,
-                protocol=clean(f.protocol, 20),
-                location=where(f.host).label,
-                evidence=clean(f.evidence, 2000),
-                studies=e.studies if e is not None else None,
-                instances=e.instances if e is not None else None,
-                worklist_items=e.worklist_items if e is not None else 0,
-                files=[(k, v) for k, v in (("DICOM", e.files.dicom), ("HL7", e.files.hl7), ("X12", e.files.x12))
-                       if v] if e is not None else [],
-                phi_attributes=[clean(a, 64) for a in (e.phi_attributes if e is not None else [])],
-                description=f.description or None,
-                risk=f.risk or None,
-                categories=list(f.categories),
-                remediation=clean(f.remediation, 4000),
-                references=[clean(r, 300) for r in f.references],
-                requirements=requirements,
-            )
-        )
-
     titles = {f.check_id: clean(f.title, 160) for f in findings}
-    frameworks = framework_views(summarise(result.findings, complete=fully_observed(result)), titles)
-
-    # Check-level overview: one row per check, the services it hit.
-    overview: dict[str, dict[str, Any]] = {}
-    for f in findings:
-        row = overview.setdefault(
-            f.check_id,
-            {"title": clean(f.title, 160), "severity": f.severity.value, "colour": SEVERITY_COLOURS[f.severity],
-             "services": 0, "hosts": set(), "anchor": ""},
-        )
-        row["services"] += 1
-        row["hosts"].add(f.host)
-    first_anchor: dict[str, str] = {}
-    for view in finding_views:
-        first_anchor.setdefault(view.check_id, view.anchor)
-    checks = [
-        {**row, "hosts": len(row["hosts"]), "anchor": first_anchor.get(clean(check_id, 64), "")}
-        for check_id, row in overview.items()
-    ]
+    complete = fully_observed(result)
+    ranks = {f.check_id: f.severity.rank for f in findings}
+    frameworks = framework_views(summarise(result.findings, complete=complete), titles, ranks)
 
     service_rows = []
     for s in services:
         items = by_service.get((s.host, s.port), [])
-        worst = max(items, key=lambda f: f.severity.rank).severity if items else None
+        worst_severity = items[0].severity if items else None
         service_rows.append(
             ServiceRow(
                 host=clean(s.host, 80),
@@ -490,11 +550,11 @@ def build_context(result: ScanResult) -> dict[str, Any]:
                 port=s.port,
                 protocol=clean(s.protocol, 20),
                 status=s.status.value,
-                silent=s.status in SILENT,
+                silent=s.status in SILENT or s.status in UNFINISHED,
                 products=_products(s),
                 identification=_identification(s),
                 tls=_tls(s),
-                worst=worst.value if worst else None,
+                worst=worst_severity.value if worst_severity else None,
                 findings=len(items),
             )
         )
@@ -509,6 +569,8 @@ def build_context(result: ScanResult) -> dict[str, Any]:
             "duration": _duration(info.start, info.end),
             "version": clean(info.version, 40),
             "complete": info.complete,
+            "fully_observed": complete,
+            "unfinished": numbers.unfinished,
             "addresses": info.targets.addresses,
             "addresses_text": plural(info.targets.addresses, "address", "addresses"),
             "addresses_done": info.addresses_done,
@@ -523,8 +585,9 @@ def build_context(result: ScanResult) -> dict[str, Any]:
         "tiles": tiles,
         "truncated": truncated,
         "charts": charts,
-        "checks": checks,
-        "findings": finding_views,
+        "fix_first": fix_rows,
+        "groups": groups,
+        "findings_count": len(findings),
         "services": service_rows,
         "frameworks": frameworks,
         "attribution": ATTRIBUTION,

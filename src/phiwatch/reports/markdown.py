@@ -1,4 +1,5 @@
-"""report.md: a Markdown summary and one section per finding, to paste into a ticket.
+"""report.md: the HTML report's order in Markdown, to paste into a ticket: summary, exposure ladder,
+the services to fix first, findings grouped by check (texts once, then the services), compliance.
 
 Evidence and host-derived strings come from hostile hosts: control and bidi characters
 become '?', line breaks become spaces, HTML-significant characters become entities and
@@ -9,13 +10,13 @@ a mention or a table cell.
 from __future__ import annotations
 
 import unicodedata
-from collections import Counter
 from pathlib import Path
 
-from ..compliance import fully_observed, summarise
+from ..compliance import INFO_ONLY, fully_observed, summarise
 from ..geo import ATTRIBUTION, locate, summarise_countries
-from ..models import Finding, ScanResult, Severity
-from .totals import exposure_by_service, total
+from ..models import Exposure, Finding, ScanResult, Severity, Trust
+from .digest import by_check, fix_first
+from .totals import count_parts, scan_counts
 from .trust_view import mark, trust_of, trust_view
 
 SEVERITIES = [Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO]
@@ -58,22 +59,48 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _summary(result: ScanResult) -> list[str]:
-    exposed = exposure_by_service(result.findings)
-    sums = total(exposed)
-    totals = [sums.studies, sums.instances, sums.dicom, sums.hl7, sums.x12]
+    numbers = scan_counts(result)
+    sums = numbers.exposure
     lines = ["## Summary", ""]
     lines += _table(
-        ["Exposed services", "Studies", "Instances", "DICOM files", "HL7 files", "X12 files"],
-        [[str(len(exposed)), *(str(n) for n in totals)]],
+        ["Open services", "Exposed services", "Studies", "Instances", "Worklist items", "DICOM files", "HL7 files",
+         "X12 files"],
+        [[str(n) for n in (numbers.open, numbers.exposed, sums.studies, sums.instances, sums.worklist_items,
+                           sums.dicom, sums.hl7, sums.x12)]],
     )
-    by_severity = Counter(f.severity for f in result.findings)
-    lines += _table(["Severity", "Findings"], [[s.value, str(by_severity[s])] for s in SEVERITIES])
+    if numbers.unfinished:
+        lines += [f"{numbers.unfinished} probes were cut short or failed on our side: not counted as open.", ""]
+    lines += _table(["Severity", "Findings"], [[s.value, str(numbers.by_severity[s])] for s in SEVERITIES])
     places = summarise_countries(result)
     if places:
         lines += _table(["Where", "Services", "Exposures"],
                         [[escape(label), str(services), str(exposures)] for label, services, exposures in places])
         lines += [escape(ATTRIBUTION), ""]
     return lines
+
+
+def _where(host: str, port: int) -> str:
+    return escape(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+def _counts(exposure: Exposure | None) -> str:
+    return ", ".join(f"{number} {what}" for number, what in count_parts(exposure))
+
+
+def _fix_first(result: ScanResult) -> list[str]:
+    items = fix_first(result)
+    lines = ["## Fix first", ""]
+    if not items:
+        return lines + ["No service gave out data, and no critical or high finding.", ""]
+    lines += ["Every service that gave out data without authentication, and every service with a critical or high "
+              "finding, worst first.", ""]
+    rows = []
+    for item in items:  # no product column: this report prints no fact a service told about itself
+        worst = item.worst
+        rows.append([_where(item.host, item.port), escape(item.protocol),
+                     f"{worst.severity.value}: {escape(worst.title)}" if worst else "data returned",
+                     _counts(item.exposure) or "-", str(item.findings)])
+    return lines + _table(["Service", "Protocol", "Worst finding", "Exposed", "Findings"], rows)
 
 
 def _ladder(result: ScanResult) -> list[str]:
@@ -101,49 +128,47 @@ def _compliance(result: ScanResult) -> list[str]:
     rows = []
     for summary in summarise(result.findings, complete=complete):
         failing = ", ".join(escape(r.id) for r in summary.requirements if r.status == "fail") or "none"
-        rows.append([escape(summary.framework), failing, str(summary.passing), str(summary.not_assessed)])
-    lines += _table(["Framework", "Failing requirements", "Passing", "Not assessed"], rows)
+        review = ", ".join(escape(r.id) for r in summary.requirements if r.reason == INFO_ONLY) or "none"
+        rows.append([escape(summary.framework), failing, str(summary.passing), str(summary.not_assessed), review])
+    lines += _table(["Framework", "Failing requirements", "Passing", "Not assessed",
+                     "Only informational findings (review)"], rows)
     return lines
 
 
-def _exposure_text(finding: Finding) -> str:
-    exposure = finding.exposure
-    if exposure is None:
-        return "none proven"
-    files = exposure.files
-    instances = "unknown" if exposure.instances is None else exposure.instances
-    text = (f"{exposure.studies} studies, {instances} instances, files: {files.dicom} DICOM, "
-            f"{files.hl7} HL7, {files.x12} X12")
-    if exposure.worklist_items:
-        text += f", {exposure.worklist_items} worklist items"
-    if exposure.phi_attributes:
-        text += "; PHI attribute names: " + ", ".join(escape(name, 80) for name in exposure.phi_attributes)
-    return text
-
-
-def _finding(number: int, finding: Finding, trust_text: str = "") -> list[str]:
-    mapped = finding.compliance
-    compliance = "; ".join(
-        f"{escape(framework)} {', '.join(escape(r) for r in ids)}" for framework, ids in mapped.items() if ids
-    )
-    lines = [
-        f"### {number}. {escape(finding.title)}",
-        "",
-        f"- **Severity:** {finding.severity.value}",
-        f"- **Check:** {escape(finding.check_id)}",
-        f"- **Service:** {escape(finding.host)} port {finding.port}, {escape(finding.protocol)}",
-        f"- **Where:** {escape(locate(finding.host).label)}",
-        f"- **Evidence:** {escape(finding.evidence)}",
-        f"- **Exposure:** {_exposure_text(finding)}",
-        f"- **Remediation:** {escape(finding.remediation)}",
-        f"- **Compliance:** {compliance or 'none mapped'}",
-    ]
-    if trust_text:
-        lines.insert(4, f"- **Trust:** {escape(trust_text)}")
-    if finding.references:
+def _check(number: int, group: list[Finding], trusts: dict[tuple[str, int], Trust]) -> list[str]:
+    """One check: its texts once, then a row per service it fired on."""
+    first = group[0]
+    description, risk = first.description, first.risk  # the texts the finding was made with
+    compliance = "; ".join(f"{escape(framework)} {', '.join(escape(r) for r in ids)}"
+                           for framework, ids in first.compliance.items() if ids)
+    services = "service" if len(group) == 1 else "services"
+    lines = [f"### {number}. {escape(first.title)}", "",
+             f"- **Severity:** {first.severity.value}, {len(group)} {services}",
+             f"- **Check:** {escape(first.check_id)}"]
+    if description:
+        lines.append(f"- **What it means:** {escape(description)}")
+    if risk:
+        lines.append(f"- **Risk:** {escape(risk)}")
+    lines += [f"- **Remediation:** {escape(first.remediation)}",
+              f"- **Compliance:** {compliance or 'none mapped'}"]
+    if first.references:
         lines.append("- **References:**")
-        lines += [f"  - {escape(reference)}" for reference in finding.references]
-    return lines + [""]
+        lines += [f"  - {escape(reference)}" for reference in first.references]
+    lines.append("")
+    rows = []
+    for finding in group:
+        exposure = _counts(finding.exposure)
+        if finding.exposure is not None and finding.exposure.phi_attributes:
+            exposure += ("; " if exposure else "") + "PHI attribute names: " + ", ".join(
+                escape(name, 80) for name in finding.exposure.phi_attributes)
+        evidence = escape(finding.evidence)
+        if finding.remediation != first.remediation:
+            evidence += f" Remediation here: {escape(finding.remediation)}"
+        trust_text = mark(trusts.get((finding.host, finding.port)))
+        rows.append([_where(finding.host, finding.port), escape(finding.protocol),
+                     escape(locate(finding.host).label), evidence, exposure or "-",
+                     f"**Trust:** {escape(trust_text)}" if trust_text else "-"])
+    return lines + _table(["Service", "Protocol", "Where", "Evidence", "Counts", "Trust"], rows)
 
 
 def render(result: ScanResult) -> str:
@@ -157,16 +182,17 @@ def render(result: ScanResult) -> str:
         + ("." if scan.complete else "; incomplete scan."),
         "",
     ]
-    lines += _ladder(result)
     lines += _summary(result)
-    lines += _compliance(result)
+    lines += _ladder(result)
+    lines += _fix_first(result)
     lines += ["## Findings", ""]
-    ordered = sorted(result.findings, key=lambda f: (-f.severity.rank, f.host, f.port, f.check_id))
+    groups = by_check(result.findings)
     trusts = trust_of(result)
-    for number, finding in enumerate(ordered, start=1):
-        lines += _finding(number, finding, mark(trusts.get((finding.host, finding.port))))
-    if not ordered:
+    for number, group in enumerate(groups, start=1):
+        lines += _check(number, group, trusts)
+    if not groups:
         lines += ["No findings.", ""]
+    lines += _compliance(result)
     return "\n".join(lines)
 
 

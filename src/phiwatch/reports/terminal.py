@@ -13,10 +13,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from ..models import UNFINISHED, Finding, ProbeStatus, ScanResult, Service
+from ..models import UNFINISHED, Finding, ScanResult, Service
 from ..severity import Severity
 from ..targets import address_order
-from .totals import exposure_by_service, total
+from .totals import scan_counts
 
 STYLES = {
     Severity.CRITICAL: "bold magenta",
@@ -99,20 +99,17 @@ def print_services(services: Iterable[Service], out: Console) -> None:
 
 
 def counts(result: ScanResult) -> dict[str, int]:
-    """Services by what they say about the target; the one source of the summary's numbers."""
-    unfinished = [s for s in result.services if s.status in UNFINISHED]
-    return {
-        "open": len(result.services) - len(unfinished),
-        "exposed": sum(s.status is ProbeStatus.EXPOSED for s in result.services),
-        "interrupted": sum(s.status is ProbeStatus.INTERRUPTED for s in unfinished),
-        "probe_errors": sum(s.status is ProbeStatus.PROBE_ERROR for s in unfinished),
-    }
+    """Services by what they say about the target, from the reports' one source (totals.scan_counts)."""
+    numbers = scan_counts(result)
+    return {"open": numbers.open, "exposed": numbers.exposed, "interrupted": numbers.interrupted,
+            "probe_errors": numbers.probe_errors}
 
 
 def summary_lines(result: ScanResult, shown: list[Finding], stored: Path | None, db_given: bool,
                   written: list[Path]) -> list[str]:
     """What a newcomer needs after the findings: counts, where the scan is, what to run next."""
     scan = result.scan
+    summary = scan_counts(result, shown)
     numbers = counts(result)
     state = "complete" if scan.complete else "interrupted, partial results kept"
     elapsed = f" in {(scan.end - scan.start).total_seconds():.1f} s" if scan.end else ""
@@ -121,8 +118,8 @@ def summary_lines(result: ScanResult, shown: list[Finding], stored: Path | None,
         services += (f"; {numbers['interrupted']} probes cut short, "
                      f"{numbers['probe_errors']} failed on our side (not counted)")
     lines = [f"scan {scan.id} {state}{elapsed}: {services}"]
-    by_severity = {s: sum(f.severity is s for f in shown) for s in Severity}
-    sums = total(exposure_by_service(shown))
+    by_severity = summary.by_severity
+    sums = summary.exposure
     found = ", ".join(f"{n} {s.value}" for s, n in by_severity.items() if n) or "none"
     data = f"; {sums.studies} studies, {sums.instances} instances" if sums.studies or sums.instances else ""
     if sums.dicom or sums.hl7 or sums.x12:
