@@ -288,7 +288,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     rows = [line.split("|") for line in markdown.splitlines() if line.startswith(("| HIPAA", "| GDPR"))]
     assert rows and all(row[3].strip() == "0" for row in rows)  # the "Passing" column
     html = (tmp_path / "report.html").read_text()
-    assert ">0 passing<" in html and "of 1 open service;" in html  # the cut-short one not counted, as on the console
+    assert ">0 passing<" in html and "of 1 open service;" in html  # the cut-short one not counted (console)
 
 
 def test_scan_from_a_service_list_probes_only_listed_services_and_excludes_win(tmp_path):
