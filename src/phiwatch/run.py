@@ -110,10 +110,11 @@ def _writable_file(path: Path, flag: str) -> None:
 def _preflight(request: ScanRequest) -> None:
     """Targets' spelling, then output folder, store and log file, checked before the first packet
     (a name resolved is one) and before anything is written."""
-    for spec in [*request.targets, *request.excludes]:
-        for item in spec.replace(",", " ").split():
-            if not is_list_file(item):
-                numeric_blocks(item)  # raises on a bad spelling; resolves nothing
+    for specs, exclude in ((request.targets, False), (request.excludes, True)):
+        for spec in specs:
+            for item in spec.replace(",", " ").split():
+                if not is_list_file(item):
+                    numeric_blocks(item, exclude)  # raises on a bad spelling; resolves nothing
     if request.output is not None:
         writable_folder(request.output, "--output")
     if request.store and not (isinstance(request.db, str) and "://" in request.db):

@@ -261,11 +261,17 @@ def looks_like_file_name(spec: str) -> bool:
     return "." in spec and ending in FILE_ENDINGS
 
 
-def numeric_blocks(spec: str) -> list[Block] | None:
-    """An address, CIDR block or range as canonical blocks; None for a host name, never resolved."""
+def numeric_blocks(spec: str, exclude: bool = False) -> list[Block] | None:
+    """An address, CIDR block or range as canonical blocks (as parse_spec); None for a host name,
+    never resolved."""
     spec = spec.strip()
     if not spec or len(spec) > MAX_SPEC_LENGTH:
         raise TargetError(f"bad target {spec[:60]!r}")
+    if exclude and "/" not in spec and "-" not in spec and _NUMERIC_IPV4.fullmatch(spec):
+        try:
+            return [_block(address, address) for address in readings(spec)]
+        except ValueError:
+            pass  # the error is the one parse_spec gives
     blocks = _parse_spec(spec, resolve=False)
     return None if blocks is None else [folded for block in blocks for folded in fold(block)]
 
@@ -276,15 +282,10 @@ def parse_spec(spec: str, exclude: bool = False) -> list[Block]:
     An exclude written as an ambiguous single address excludes every reading of it; an
     ambiguous target is an error (scanning either reading could leave the scope).
     """
-    spec = spec.strip()
-    if not spec or len(spec) > MAX_SPEC_LENGTH:
-        raise TargetError(f"bad target {spec[:60]!r}")
-    if exclude and "/" not in spec and "-" not in spec and _NUMERIC_IPV4.fullmatch(spec):
-        try:
-            return [_block(address, address) for address in readings(spec)]
-        except ValueError:
-            pass  # the error is the one parse_spec gives
-    return [folded for block in _parse_spec(spec) or [] for folded in fold(block)]
+    blocks = numeric_blocks(spec, exclude)
+    if blocks is not None:
+        return blocks
+    return [folded for block in _resolve(spec.strip()) for folded in fold(block)]
 
 
 def _parse_spec(spec: str, resolve: bool = True) -> list[Block] | None:
