@@ -20,6 +20,7 @@ from . import __version__
 from .audit.cli import register as register_audit
 from .plugins import PluginError, PluginGroup
 from .severity import Severity
+from .watch.cli import register as register_watch
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -571,6 +572,7 @@ def man(
 
 
 register_audit(app, Command)  # phiwatch audit: its own module
+register_watch(app, Command)  # phiwatch watch: its own module
 
 
 def _error(message: str) -> None:

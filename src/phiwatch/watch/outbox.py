@@ -1,0 +1,165 @@
+"""The alert outbox: alerts are rows in the store, written in the transaction that records the run's
+events, then sent. A failed send is retried with a growing delay (1 s, 2 s, 4 s ... at most 5 min)
+until the receiver takes it; a sent alert is marked delivered at once, in its own transaction.
+
+Each row's key (sink and event, or sink and run for a digest) is unique, so an alert is written once;
+a watcher killed between a send and its mark could send that one alert again after a restart: the
+`X-Phiwatch-Delivery` header (and the e-mail's Message-ID) carry the key so a receiver can drop it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from .alerts import AlertError, Sender, digest_payload, event_payload, sender, wanted
+from .config import Alert
+from .tables import EventRow, OutboxRow, TrackedFinding
+
+MAX_DELAY = 300.0
+BATCH = 500
+
+
+def backoff(attempts: int) -> float:
+    return min(MAX_DELAY, 2.0 ** max(0, attempts - 1))
+
+
+def enqueue(session: Session, alerts: list[Alert], job: str, run_id: int | None,
+            events: Iterable[EventRow], digest: bool, now: datetime | None = None) -> int:
+    """Outbox rows for these events, one per alert that wants each (or one digest per alert)."""
+    now = now or datetime.now(UTC)
+    made = 0
+    items: list[tuple[EventRow, dict[str, Any], str]] = []
+    for event in events:
+        row = session.get(TrackedFinding, event.finding_id)
+        if row is not None:
+            items.append((event, event_payload(event, row), row.severity))
+    for alert in alerts:
+        assert alert.name
+        chosen = [(e, p) for e, p, severity in items if wanted(alert, e.kind, severity, job)]
+        if not chosen:
+            continue
+        if alert.digest if alert.digest is not None else digest:
+            key = f"{alert.name}|{job}|run-{run_id}|digest"
+            payloads = [(key, digest_payload(job, run_id, [p for _, p in chosen]))]
+        else:
+            payloads = [(f"{alert.name}|event-{e.id}", p) for e, p in chosen]
+        for key, payload in payloads:
+            payload = {"id": key, **payload}
+            session.add(OutboxRow(key=key[:255], sink=alert.name, job=job, run_id=run_id, payload=payload,
+                                  created=now, attempts=0, next_attempt=now))
+            made += 1
+    session.flush()
+    return made
+
+
+class Deliverer:
+    """Sends due outbox rows, several at once; `wake()` after a run makes it look at once."""
+
+    def __init__(self, engine: Engine, alerts: list[Alert], workers: int = 8) -> None:
+        self.engine = engine
+        self.alerts = {a.name: a for a in alerts if a.name}
+        self.senders: dict[str, Sender] = {}
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phiwatch-alert")
+        self.event = threading.Event()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def _sender(self, name: str) -> Sender:
+        with self.lock:
+            if name not in self.senders:
+                self.senders[name] = sender(self.alerts[name])
+            return self.senders[name]
+
+    def pending(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(OutboxRow).where(
+                OutboxRow.delivered.is_(None), OutboxRow.sink.in_(list(self.alerts)))) or 0)
+
+    def next_due(self) -> datetime | None:
+        with Session(self.engine) as session:
+            when = session.scalar(select(func.min(OutboxRow.next_attempt)).where(
+                OutboxRow.delivered.is_(None), OutboxRow.sink.in_(list(self.alerts))))
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when
+
+    def deliver_due(self) -> tuple[int, int]:
+        """Send every due row once: (delivered, failed)."""
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            rows = list(session.execute(
+                select(OutboxRow.id, OutboxRow.key, OutboxRow.sink, OutboxRow.payload, OutboxRow.attempts)
+                .where(OutboxRow.delivered.is_(None), OutboxRow.next_attempt <= now,
+                       OutboxRow.sink.in_(list(self.alerts)))
+                .order_by(OutboxRow.id).limit(BATCH)))
+        results = list(self.pool.map(lambda r: self._send_one(*r), rows))
+        delivered = sum(results)
+        return delivered, len(results) - delivered
+
+    def _send_one(self, row_id: int, key: str, sink: str, payload: dict[str, Any], attempts: int) -> bool:
+        try:
+            self._sender(sink).send(key, payload)
+        except AlertError as exc:
+            delay = backoff(attempts + 1)
+            with Session(self.engine) as session, session.begin():
+                session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(
+                    attempts=attempts + 1, last_error=str(exc)[:255],
+                    next_attempt=datetime.now(UTC) + timedelta(seconds=delay)))
+            return False
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(OutboxRow).where(OutboxRow.id == row_id, OutboxRow.delivered.is_(None))
+                            .values(delivered=datetime.now(UTC), attempts=attempts + 1, last_error=None))
+        return True
+
+    def wake(self) -> None:
+        self.event.set()
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name="phiwatch-outbox", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.event.clear()
+            try:
+                self.deliver_due()
+                due = self.next_due()
+            except Exception:  # noqa: BLE001 - a store hiccup: try again shortly, never die
+                due = None
+            wait = 1.0 if due is None else max(0.0, min(1.0, (due - datetime.now(UTC)).total_seconds()))
+            self.event.wait(wait)
+
+    def drain(self, timeout: float) -> int:
+        """Deliver until nothing is pending or `timeout` passes; the count still pending."""
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+        while True:
+            self.deliver_due()
+            left = self.pending()
+            due = self.next_due()
+            if left == 0 or due is None or due >= deadline:
+                return left
+            pause = max(0.0, (due - datetime.now(UTC)).total_seconds())
+            if self.stopping.wait(min(pause, 1.0)):
+                return left
+
+    def stop_loop(self) -> None:
+        """The background loop ends (after the send it is in); the senders stay open for a last drain."""
+        self.stopping.set()
+        self.event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+            self.thread = None
+
+    def close(self) -> None:
+        self.stop_loop()
+        self.pool.shutdown(wait=True)
+        for one in self.senders.values():
+            one.close()
