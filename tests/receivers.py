@@ -26,8 +26,9 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class Webhook:
     """POSTs kept as (headers, raw body, parsed JSON); `valid` says whether the signature matched."""
 
-    def __init__(self, secret: str | None = None, port: int | None = None) -> None:
+    def __init__(self, secret: str | None = None, port: int | None = None, delay: float = 0.0) -> None:
         self.secret = secret
+        self.delay = delay  # seconds before each answer: a slow receiver
         self.port = port or free_port()
         self.received: list[dict[str, Any]] = []
         self.times: list[float] = []
@@ -49,6 +50,8 @@ class Webhook:
                 if owner.secret is not None:
                     expected = "sha256=" + hmac.new(owner.secret.encode(), body, hashlib.sha256).hexdigest()
                     valid = signature is not None and hmac.compare_digest(signature, expected)
+                if owner.delay:
+                    time.sleep(owner.delay)
                 with owner.lock:
                     owner.received.append({"headers": dict(self.headers), "body": body,
                                            "json": json.loads(body), "valid": valid})
