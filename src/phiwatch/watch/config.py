@@ -92,7 +92,7 @@ class Job(Strict):
     @field_validator("options")
     @classmethod
     def _options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from ..run import ScanRequest
+        from ..request import ScanRequest
 
         known = {f.name for f in dataclasses.fields(ScanRequest)} - _OWN_OPTIONS
         unknown = sorted(set(value) - known)

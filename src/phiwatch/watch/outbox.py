@@ -92,17 +92,35 @@ class Deliverer:
         return when
 
     def deliver_due(self) -> tuple[int, int]:
-        """Send every due row once: (delivered, failed)."""
+        """Send every due row once: (delivered, failed). One finding's alerts to one receiver go in
+        order (a chain); different chains go in parallel."""
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             rows = list(session.execute(
                 select(OutboxRow.id, OutboxRow.key, OutboxRow.sink, OutboxRow.payload, OutboxRow.attempts)
-                .where(OutboxRow.delivered.is_(None), OutboxRow.next_attempt <= now,
-                       OutboxRow.sink.in_(list(self.alerts)))
+                .where(OutboxRow.delivered.is_(None), OutboxRow.sink.in_(list(self.alerts)))
                 .order_by(OutboxRow.id).limit(BATCH)))
-        results = list(self.pool.map(lambda r: self._send_one(*r), rows))
+            due_ids = set(session.scalars(select(OutboxRow.id).where(
+                OutboxRow.delivered.is_(None), OutboxRow.next_attempt <= now,
+                OutboxRow.sink.in_(list(self.alerts))).order_by(OutboxRow.id).limit(BATCH)))
+        chains: dict[tuple[str, object], list[tuple]] = {}
+        for row in rows:
+            finding = row.payload.get("finding", {}).get("id") if row.payload.get("event") != "digest" else None
+            key = (row.sink, finding if finding is not None else f"row-{row.id}")
+            chains.setdefault(key, []).append(tuple(row))
+        ready = [chain for chain in chains.values() if chain[0][0] in due_ids]  # an earlier one waits: all wait
+        results = [r for sent in self.pool.map(self._send_chain, ready) for r in sent]
         delivered = sum(results)
         return delivered, len(results) - delivered
+
+    def _send_chain(self, chain: list[tuple]) -> list[bool]:
+        sent = []
+        for row in chain:
+            ok = self._send_one(*row)
+            sent.append(ok)
+            if not ok:
+                break
+        return sent
 
     def _send_one(self, row_id: int, key: str, sink: str, payload: dict[str, Any], attempts: int) -> bool:
         try:

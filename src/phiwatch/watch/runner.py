@@ -35,7 +35,7 @@ def _say(text: str) -> None:
 
 def scan_request(job: Job, store: Store) -> Any:
     """The ScanRequest of a job: its targets, ports and options, stored in the watcher's store."""
-    from ..run import ScanRequest
+    from ..request import ScanRequest
     from ..severity import Severity
 
     known = {f.name: f for f in dataclasses.fields(ScanRequest)}
