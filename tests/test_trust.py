@@ -221,6 +221,17 @@ def test_the_ladder_counts_each_step_raw_and_filtered():
     assert result.summary.likely_honeypots == 1
 
 
+def test_a_called_ae_title_the_user_gave_or_guessed_is_not_any_called_ae():
+    given, guessed, anyone = (dicom_service(f"10.0.0.{n}") for n in (1, 2, 3))
+    assert given.dicom is not None and guessed.dicom is not None
+    given.dicom.called_ae_supplied = True
+    guessed.dicom.called_ae_guessed = True
+    result = assess(scan_of([given, guessed, anyone]))
+    assert result.summary is not None
+    dicom = {s.step: s.raw for s in result.summary.ladder["dicom"]}
+    assert (dicom["association_accepted"], dicom["any_called_ae"]) == (3, 1)
+
+
 def test_exclude_honeypots_drops_their_services_and_findings_but_keeps_the_ladder():
     honeypot = dicom_service("10.0.0.9", uid=None, version=None, accept_all=True, unknown=True,
                              answers=clean_answers("f" * 32), responses=5)

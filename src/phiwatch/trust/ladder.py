@@ -37,7 +37,8 @@ def _any_query(service: Service, *results: str) -> bool:
 DICOM_STEPS: list[Step] = [
     ("tcp_open", _dicom),
     ("association_accepted", _accepted),
-    ("any_called_ae", lambda s: _accepted(s) and s.dicom is not None and not s.dicom.called_ae_guessed),
+    ("any_called_ae", lambda s: _accepted(s) and s.dicom is not None
+     and not (s.dicom.called_ae_guessed or s.dicom.called_ae_supplied)),
     ("echo_answered", lambda s: s.dicom is not None and s.dicom.echo_status == 0),
     ("query_answered", lambda s: _any_query(s, "empty", "exposed")),
     ("studies_exposed", lambda s: _query(s, "exposed")),
