@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from phiwatch.models import ScanResult
-from phiwatch.probes.dicom import DEFAULT_PORTS as DICOM_PORTS
+from phiwatch.probes import BY_NAME, Protocol
 from phiwatch.store import Store
 from phiwatch_lab.canary import CANARY_STRINGS
 from phiwatch_lab.truth import DICOM_DEFAULT_PORTS, ladder_truth
@@ -79,7 +79,7 @@ def test_the_lab_honeypots_are_marked_with_their_documented_reasons(lab_trust):
 
 
 def test_the_labs_idea_of_dicom_ports_is_phiwatchs():
-    assert tuple(DICOM_DEFAULT_PORTS) == tuple(DICOM_PORTS)
+    assert tuple(DICOM_DEFAULT_PORTS) == tuple(BY_NAME[Protocol.DICOM].default_ports)
 
 
 def test_the_exposure_ladder_equals_the_truth_from_the_manifest(lab_trust):
