@@ -20,6 +20,7 @@ class Protocol(StrEnum):
     NFS = "nfs"
     S3 = "s3"
     DIRINDEX = "dirindex"  # a web directory index: its services keep the name http or https
+    WEBDAV = "webdav"  # a WebDAV share on a web port: its services keep the name http or https
     SSH = "ssh"
     IMAP = "imap"
     POP3 = "pop3"

@@ -47,9 +47,10 @@ def servers() -> tuple[LabServer, ...]:
 def implementations() -> tuple[LabServer, ...]:
     """More real implementations per protocol, each started alone by its protocol's tests
     (control.single); not part of `lab up`."""
-    from . import ftpservers, honeypots, rclone, seaweedfs, webservers
+    from . import ftpservers, honeypots, rclone, seaweedfs, webdav, webservers
 
-    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, honeypots.HOSTS_SERVER)
+    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, honeypots.HOSTS_SERVER,
+            webdav.SERVER)
 
 
 SERVERS: tuple[LabServer, ...] = ()

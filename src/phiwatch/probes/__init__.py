@@ -27,7 +27,8 @@ _S3_OPTIONS = (
 )
 
 # In table order: silent ports are tried with HTTP, DICOM, then SMB; web services are asked
-# whether they are a directory index, then an S3 endpoint.
+# whether they are a WebDAV share (mountable, even where GET shows an HTML listing), a directory
+# index, then an S3 endpoint.
 PROTOCOLS: tuple[ProtocolSpec, ...] = (
     ProtocolSpec(Protocol.HTTP, "http:probe", default_ports=(80, 443, 3333, 8000, 8042, 8080, 8081, 8443),
                  tls_ports=(443, 8443), in_turn=True, recognise="identify:speaks_http",
@@ -41,6 +42,7 @@ PROTOCOLS: tuple[ProtocolSpec, ...] = (
     ProtocolSpec(Protocol.NFS, "nfs:probe", default_ports=(2049, 111), checks=("nfs",)),
     ProtocolSpec(Protocol.SMB, "smb:probe", default_ports=(445, 139), in_turn=True,
                  recognise="identify:speaks_smb", checks=("smb",)),
+    ProtocolSpec(Protocol.WEBDAV, on_http="webdav:probe", carried_as=(Protocol.HTTP, Protocol.HTTPS), checks=("webdav",)),  # noqa: E501
     ProtocolSpec(Protocol.DIRINDEX, on_http="dirindex:probe", carried_as=(Protocol.HTTP, Protocol.HTTPS),
                  checks=("dirindex",)),
     ProtocolSpec(Protocol.S3, "s3:probe", default_ports=(9000,), on_http="s3:on_web", options=_S3_OPTIONS,
