@@ -347,7 +347,8 @@ def _show(request: ScanRequest, result: ScanResult, stored: Path | None, console
     if out is not None and not request.jsonl:
         if request.verbosity > 0:
             terminal.print_services(result.services, out)
-        terminal.print_findings(shown, out)
+        honeypots = frozenset((s.host, s.port) for s in result.services if s.trust and s.trust.honeypot)
+        terminal.print_findings(shown, out, honeypots)
     if request.store:
         log.info("scan %s stored in %s", result.scan.id, stored)
     if request.verbosity >= 0:

@@ -91,7 +91,10 @@ class _Attempt:
         study = None if self.worklist_only else await self._study_query(accepted)
         if self.gone:
             return ProbeStatus.QUERY_REFUSED  # probe() may ask the worklist on a new association
-        worklist = await self._worklist_query(accepted)
+        query = self.facts.query
+        bulk = query is not None and query.answers is not None and query.answers.pixel_data
+        # A server that pushed Pixel Data into C-FIND answers is asked nothing more (no more bulk data).
+        worklist = None if bulk else await self._worklist_query(accepted)
         statuses = [s for s in (study, worklist) if s is not None]
         for status in (ProbeStatus.EXPOSED, ProbeStatus.EMPTY, ProbeStatus.QUERY_REFUSED):
             if status in statuses:

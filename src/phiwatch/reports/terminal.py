@@ -88,9 +88,14 @@ def _product(service: Service) -> str | None:
     return None
 
 
-def print_findings(findings: Iterable[Finding], out: Console) -> None:
+def print_findings(findings: Iterable[Finding], out: Console,
+                   honeypots: frozenset[tuple[str, int]] = frozenset()) -> None:
+    """One line per finding; those of likely honeypots (trust) say so at the end."""
     for finding in ordered(findings):
-        out.print(finding_line(finding), soft_wrap=True)
+        line = finding_line(finding)
+        if (finding.host, finding.port) in honeypots:
+            line.append(" (likely honeypot)", style="dim")
+        out.print(line, soft_wrap=True)
 
 
 def print_services(services: Iterable[Service], out: Console) -> None:
