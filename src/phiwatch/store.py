@@ -173,9 +173,11 @@ class Store:
     def _open(self, memory: bool) -> None:
         from .migrations import migrate
 
-        if memory:
+        if memory:  # a new private store (--no-db): nothing to migrate, so no Alembic to import
             self.engine = create_engine("sqlite://")
-        elif self.sqlite:
+            Base.metadata.create_all(self.engine)
+            return
+        if self.sqlite:
             database = make_url(self.url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
