@@ -255,7 +255,7 @@ def test_every_report_shows_the_ladder_before_the_findings_and_marks_honeypots()
     assert 'data-step="studies_exposed"><td>Studies exposed</td><td class="num" data-raw>2</td>' in html
     assert "likely honeypot 0.14: no-implementation-class-uid" in html
     markdown = render_md(result)
-    assert markdown.index("## Exposure ladder") < markdown.index("## Summary") < markdown.index("## Findings")
+    assert markdown.index("## Summary") < markdown.index("## Exposure ladder") < markdown.index("## Findings")
     assert "| Studies exposed | 2 | 1 |" in markdown and "**Trust:** likely honeypot" in markdown
     rows = render_csv(result).splitlines()
     assert rows[0].endswith("trust_score,likely_honeypot,trust_reasons,cluster")

@@ -182,8 +182,8 @@ def render(result: ScanResult) -> str:
         + ("." if scan.complete else "; incomplete scan."),
         "",
     ]
-    lines += _ladder(result)  # the exposure ladder first (raw and filtered), then the summary
     lines += _summary(result)
+    lines += _ladder(result)  # before the fix-first table and the findings, as in report.html
     lines += _fix_first(result)
     lines += ["## Findings", ""]
     groups = by_check(result.findings)
