@@ -21,6 +21,7 @@ from .audit.cli import register as register_audit
 from .plugins import PluginError, PluginGroup
 from .severity import Severity
 from .watch.cli import register as register_watch
+from .web.cli import register as register_serve
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -573,6 +574,7 @@ def man(
 
 register_audit(app, Command)  # phiwatch audit: its own module
 register_watch(app, Command)  # phiwatch watch: its own module
+register_serve(app, Command)  # phiwatch serve: the dashboard, its own module
 
 
 def _error(message: str) -> None:
