@@ -262,10 +262,11 @@ def findings_query(state: str | list[str] | None = None, severity: str | list[st
         if exact:
             query = query.where(column == exact)
     if search:
-        pattern = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(TrackedFinding.check_id).like(pattern),
-                                func.lower(TrackedFinding.title).like(pattern),
-                                func.lower(TrackedFinding.host).like(pattern)))
+        # the words as typed: % and _ match themselves, not any text
+        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(or_(*(func.lower(column).like(pattern, escape="\\") for column in
+                                  (TrackedFinding.check_id, TrackedFinding.title, TrackedFinding.host))))
     return query
 
 
