@@ -52,20 +52,20 @@ def scan_and_record(store: Store, ports: list[int], at: datetime, job: str = JOB
 
 
 def history(store: Store, lab_plugin, weeks: int = 3) -> dict:
-    """nginx with autoindex stays up; rsyncd is up for the first runs, then stopped: its findings are
-    new, then open, then fixed after two complete runs that reached the host (nginx answers).
-    Returns what each server exposed: {"nginx": port, "rsync": port, "runs": [RunRow, ...]}."""
+    """pyftpdlib (anonymous FTP with medical files) stays up; rsyncd is up for the first two runs, then
+    stopped: its findings are new, then open, then fixed after two complete runs that reached the host.
+    Returns the ports and runs: {"ftp": port, "rsync": port, "runs": [RunRow, ...]}."""
     start = datetime.now(UTC) - timedelta(weeks=weeks)
     runs = []
-    with lab_plugin("nginx-autoindex") as nginx_entries:
-        nginx_port = nginx_entries[0]["port"]
+    with lab_plugin("pyftpdlib-mlsd") as ftp_entries:
+        ftp_port = ftp_entries[0]["port"]
         with lab_plugin("rsyncd") as rsync_entries:
             rsync_port = rsync_entries[0]["port"]
-            ports = [nginx_port, rsync_port]
+            ports = [ftp_port, rsync_port]
             for n in range(2):
                 runs.append(scan_and_record(store, ports, start + timedelta(days=3 * n)))
         for n in range(2, 5):
             runs.append(scan_and_record(store, ports, start + timedelta(days=3 * n)))
-    return {"nginx": nginx_port, "rsync": rsync_port, "runs": runs}
+    return {"ftp": ftp_port, "rsync": rsync_port, "runs": runs}
 
 

@@ -1,6 +1,6 @@
 """The dashboard (`phiwatch serve`) over a store of real lab scans: its pages and API, and its guard.
 
-The store is made by scanning the lab's nginx (autoindex) and rsyncd, then rsyncd stopped: new, open
+The store is made by scanning the lab's anonymous FTP (pyftpdlib) and rsyncd, then rsyncd stopped: new, open
 and fixed findings, as the watcher records them (tests/dashboard_store.py).
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from phiwatch_lab.canary import CANARY_STRINGS
 from starlette.testclient import TestClient
 
 from phiwatch.store import Store
 from phiwatch.web.app import create_app
 from phiwatch.web.cli import ServeError, settings
 from phiwatch.web.security import CSP, RateLimit
+from phiwatch_lab.canary import CANARY_STRINGS
 
 from .dashboard_store import JOB, history
 
@@ -64,7 +64,7 @@ def login(client: TestClient) -> str:
 def test_overview_and_api_show_the_lab_history(client, lab_store):
     _, made = lab_store
     data = client.get("/api/overview", headers=BEARER).json()
-    # Five runs: rsyncd's two findings fixed after two complete runs without them; nginx's stays open.
+    # Five runs: rsyncd's two findings fixed after two complete runs without them; FTP's stays open.
     assert len(data["trend"]) == 5
     assert [p["open_findings"] for p in data["trend"]] == [3, 3, 3, 1, 1]
     assert data["states"]["fixed"] == 2 and data["states"]["open"] == 1
@@ -84,8 +84,9 @@ def test_findings_filter_sort_page_and_csv(client, lab_store):
     fixed = client.get("/api/findings?state=fixed", headers=BEARER).json()
     assert fixed["total"] == 2 and {f["protocol"] for f in fixed["findings"]} == {"rsync"}
     assert {f["port"] for f in fixed["findings"]} == {made["rsync"]}
-    assert client.get("/api/findings?protocol=http", headers=BEARER).json()["total"] == 1
-    assert client.get(f"/api/findings?job={JOB}&severity=critical", headers=BEARER).json()["total"] == 1
+    assert client.get("/api/findings?protocol=ftp", headers=BEARER).json()["total"] == 1
+    assert client.get(f"/api/findings?job={JOB}&severity=critical", headers=BEARER).json()["total"] == 2
+    assert client.get(f"/api/findings?job={JOB}&severity=low&state=fixed", headers=BEARER).json()["total"] == 1
     assert client.get("/api/findings?host=10.9.9.9", headers=BEARER).json()["total"] == 0
     assert client.get("/api/findings?search=RSYNC_MODULE", headers=BEARER).json()["total"] == 1
     by_host = client.get("/api/findings?sort=port&sort=check&order=asc", headers=BEARER).json()
@@ -94,15 +95,15 @@ def test_findings_filter_sort_page_and_csv(client, lab_store):
     assert paged["pages"] == 2 and len(paged["findings"]) == 1
     rows = list(csv.DictReader(io.StringIO(client.get("/findings.csv?state=fixed", headers=BEARER).text)))
     assert len(rows) == 2 and {r["state"] for r in rows} == {"fixed"}
-    page = client.get("/findings?severity=critical", headers=BEARER).text
-    assert page.count('class="finding"') == 1
+    page = client.get("/findings?severity=low", headers=BEARER).text
+    assert page.count('class="finding"') == 1 and "rsync_module_list_exposed" in page
 
 
 @pytest.mark.lab
 def test_host_scans_diff_and_jobs(client, lab_store):
     _, made = lab_store
     host = client.get("/api/hosts/127.0.0.1", headers=BEARER).json()
-    assert {s["port"] for s in host["services"]} >= {made["nginx"]}
+    assert {s["port"] for s in host["services"]} >= {made["ftp"]}
     assert len(host["findings"]) == 3 and {e["kind"] for e in host["history"]} == {"new", "fixed"}
     assert client.get("/api/hosts/10.9.9.9", headers=BEARER).status_code == 404
     runs = client.get("/api/scans", headers=BEARER).json()
@@ -121,7 +122,7 @@ def test_host_scans_diff_and_jobs(client, lab_store):
 @pytest.mark.lab
 def test_triage_through_a_session(client, lab_store):
     csrf = login(client)
-    open_one = client.get("/api/findings?protocol=http").json()["findings"][0]
+    open_one = client.get("/api/findings?protocol=ftp").json()["findings"][0]
     response = client.post(f"/findings/{open_one['id']}/acknowledge", data={"csrf": csrf, "note": "ticket 42"})
     assert response.status_code == 303
     after = client.get(f"/api/findings/{open_one['id']}").json()
@@ -133,7 +134,8 @@ def test_triage_through_a_session(client, lab_store):
     after = client.get(f"/api/findings/{open_one['id']}").json()
     assert after["state"] == "accepted_risk" and after["accepted_until"].startswith("2099-01-31")
     # an expiry in the past, or no note: refused with one line, nothing changed
-    bad = client.post(f"/findings/{open_one['id']}/accept", data={"csrf": csrf, "until": "2001-01-01", "note": "x"})
+    past = {"csrf": csrf, "until": "2001-01-01", "note": "x"}
+    bad = client.post(f"/findings/{open_one['id']}/accept", data=past)
     assert bad.status_code == 400 and "future" in bad.text
     fixed = client.get("/api/findings?state=fixed").json()["findings"][0]
     refused = client.post(f"/api/findings/{fixed['id']}/acknowledge", json={}, headers={"x-csrf-token": csrf})
@@ -195,10 +197,15 @@ def test_login_cookie_flags_and_logout(lab_store):
 
 
 def test_login_attempts_are_rate_limited(client):
-    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    codes = [client.post("/login", data={"csrf": csrf, "token": f"guess-{n}"}).status_code for n in range(8)]
+    page = client.get("/login")
+    codes = []
+    for n in range(8):  # each answer is a fresh form with a fresh token
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        page = client.post("/login", data={"csrf": csrf, "token": f"guess-{n}"})
+        codes.append(page.status_code)
     assert codes[:5] == [401] * 5 and codes[5:] == [429] * 3
     # even the right token waits out the window
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     assert client.post("/login", data={"csrf": csrf, "token": TOKEN}).status_code == 429
     limit = RateLimit(attempts=2, window=10, total=3)
     assert [limit.allow("a", t) for t in (0, 1, 2)] == [True, True, False]

@@ -99,7 +99,8 @@ def choices(session: Session) -> dict[str, list[str]]:
         jobs = list(session.scalars(select(RunRow.job).distinct().order_by(RunRow.job)))
     from ..probes import PROTOCOLS
 
-    return {"jobs": jobs, "protocols": sorted(str(getattr(p.name, "value", p.name)) for p in PROTOCOLS), "states": list(STATES), "severities": SEVERITIES}
+    protocols = sorted(str(getattr(p.name, "value", p.name)) for p in PROTOCOLS)
+    return {"jobs": jobs, "protocols": protocols, "states": list(STATES), "severities": SEVERITIES}
 
 
 def finding(session: Session, finding_id: int) -> dict[str, Any] | None:
