@@ -292,3 +292,39 @@ def test_serve_command_binds_loopback_and_refuses_remote(tmp_path):
         out, err = server.communicate(timeout=30)
     assert TOKEN not in out + err and "/api/" not in err  # no access log: no request line kept
     assert Path(tmp_path / "w.db").exists()
+
+
+def _wait_healthy(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the dashboard did not come up")
+
+
+def test_watch_serve_runs_the_dashboard_beside_the_watcher(tmp_path):
+    port, closed = _free_port(), _free_port()
+    config = tmp_path / "watch.yaml"
+    config.write_text(f"store: sqlite:///{tmp_path}/w.db\njobs:\n  - name: quiet\n    targets: [127.0.0.1]\n"
+                      f"    ports: [{closed}]\n    every: 1h\n"
+                      f"dashboard:\n  listen: 127.0.0.1:{port}\n  token_env: DASH_TOKEN\n")
+    env = {"DASH_TOKEN": TOKEN, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    watcher = subprocess.Popen([sys.executable, "-m", "phiwatch", "watch", str(config), "--serve"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_healthy(port)
+        deadline = time.monotonic() + 60
+        runs: list = []
+        while time.monotonic() < deadline and not runs:
+            runs = httpx.get(f"http://127.0.0.1:{port}/api/scans", headers=BEARER, timeout=5).json()["runs"]
+            time.sleep(0.5)
+        assert runs and runs[0]["job"] == "quiet"  # the watcher's run, seen through the dashboard
+        assert httpx.get(f"http://127.0.0.1:{port}/api/scans", timeout=5).status_code == 401
+    finally:
+        watcher.terminate()
+        out, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err[-500:]
+    assert TOKEN not in out + err

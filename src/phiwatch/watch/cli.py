@@ -14,6 +14,8 @@ def watch(
     once: Annotated[bool, typer.Option("--once",
         help="Run every job once now, deliver the alerts, exit (for cron, CI and tests)")] = False,
     check: Annotated[bool, typer.Option("--check", help="Only validate the configuration")] = False,
+    serve: Annotated[bool, typer.Option("--serve",
+        help="Also serve the dashboard (the configuration's dashboard section, as `phiwatch serve`)")] = False,
 ) -> None:
     """Scan on a schedule, follow each finding's lifecycle, send alerts (until SIGTERM or Ctrl-C)."""
     from ..store import StoreError
@@ -35,7 +37,21 @@ def watch(
     except StoreError as exc:
         sys.stderr.write(f"phiwatch: error: {exc}\n")
         raise typer.Exit(2) from None
-    left = watcher.once() if once else watcher.forever()
+    stop_dashboard = None
+    if serve:
+        from ..web.cli import ServeError, start_beside
+
+        try:
+            stop_dashboard = start_beside(settings.store, settings.dashboard)
+        except ServeError as exc:
+            sys.stderr.write(f"phiwatch: error: {exc}\n")
+            watcher.close()
+            raise typer.Exit(2) from None
+    try:
+        left = watcher.once() if once else watcher.forever()
+    finally:
+        if stop_dashboard is not None:
+            stop_dashboard()
     if left:
         typer.echo(f"phiwatch watch: {left} alerts not delivered yet: kept in the store's outbox, "
                    "sent when the watcher runs next", err=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,8 +95,8 @@ def serve(
     run(configured.store, where)
 
 
-def run(store_location: str | None, where: Listen) -> None:
-    """Open the store and serve until SIGTERM or Ctrl-C."""
+def _server(store_location: str | None, where: Listen) -> tuple[Any, Any]:
+    """(uvicorn server, store) for the dashboard; typer.Exit(2) with one line when the store cannot open."""
     import uvicorn
 
     from ..store import Store, StoreError
@@ -111,9 +112,37 @@ def run(store_location: str | None, where: Listen) -> None:
     shown = f"[{where.host}]" if ":" in where.host else where.host
     sys.stderr.write(f"phiwatch serve: dashboard on {scheme}://{shown}:{where.port}/ (store {store.path})\n")
     # The access log is off: request lines can carry search words and host names nobody asked to keep.
-    uvicorn.run(app, host=where.host, port=where.port, ssl_certfile=where.cert, ssl_keyfile=where.key,
-                access_log=False, log_level="warning", server_header=False, proxy_headers=False)
-    store.close()
+    config = uvicorn.Config(app, host=where.host, port=where.port, ssl_certfile=where.cert,
+                            ssl_keyfile=where.key, access_log=False, log_level="warning", server_header=False,
+                            proxy_headers=False)
+    return uvicorn.Server(config), store
+
+
+def run(store_location: str | None, where: Listen) -> None:
+    """Open the store and serve until SIGTERM or Ctrl-C."""
+    server, store = _server(store_location, where)
+    try:
+        server.run()
+    finally:
+        store.close()
+
+
+def start_beside(store_location: str | None, dashboard: Any) -> Callable[[], None]:
+    """The dashboard in a thread beside the watcher (`phiwatch watch --serve`); returns how to stop it.
+    The dashboard section's address and TLS hold as for `phiwatch serve`; ServeError when they do not."""
+    import threading
+
+    where = settings(dashboard, None, False, None, None)
+    server, store = _server(store_location, where)
+    thread = threading.Thread(target=server.run, name="phiwatch-dashboard", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        store.close()
+
+    return stop
 
 
 def register(app: typer.Typer, command_class: type | None = None) -> None:
