@@ -102,6 +102,7 @@ def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules
     tracked = {(r.host, r.port, r.check_id): r
                for r in session.scalars(select(TrackedFinding).where(TrackedFinding.job == job))}
     events = expire_risks(session, job, now)
+    fresh: list[TrackedFinding] = []
     seen: set[tuple[str, int, str]] = set()
     for finding in result.findings:
         key = (finding.host, finding.port, finding.check_id)
@@ -117,8 +118,7 @@ def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules
                                  studies=studies, files=files, last_scan_id=result.scan.id,
                                  finding=finding.model_dump(mode="json"))
             session.add(row)
-            session.flush()
-            events.append(_event(session, row, run_id, "new", now))
+            fresh.append(row)
             continue
         if row.state == FIXED:
             row.state, row.fixed_at = REOPENED, None
@@ -137,6 +137,8 @@ def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules
         row.studies, row.files = studies, files
         row.last_seen, row.absent_runs, row.last_scan_id = now, 0, result.scan.id
         row.finding = finding.model_dump(mode="json")
+    session.flush()  # the new rows' ids, in one round
+    events += [_event(session, row, run_id, "new", now) for row in fresh]
     if complete:
         for key, row in tracked.items():
             if key in seen or row.state == FIXED:

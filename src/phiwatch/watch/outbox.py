@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .alerts import AlertError, Sender, digest_payload, event_payload, sender, wanted
@@ -23,7 +23,7 @@ from .config import Alert
 from .tables import EventRow, OutboxRow, TrackedFinding
 
 MAX_DELAY = 300.0
-BATCH = 500
+BATCH = 2000
 
 
 def backoff(attempts: int) -> float:
@@ -35,9 +35,15 @@ def enqueue(session: Session, alerts: list[Alert], job: str, run_id: int | None,
     """Outbox rows for these events, one per alert that wants each (or one digest per alert)."""
     now = now or datetime.now(UTC)
     made = 0
+    events = list(events)
+    ids = sorted({event.finding_id for event in events})
+    rows: dict[int, TrackedFinding] = {}
+    for start in range(0, len(ids), 500):  # one query per 500 findings, not one per event
+        rows.update((r.id, r) for r in session.scalars(select(TrackedFinding).where(
+            TrackedFinding.id.in_(ids[start:start + 500]))))
     items: list[tuple[EventRow, dict[str, Any], str]] = []
     for event in events:
-        row = session.get(TrackedFinding, event.finding_id)
+        row = rows.get(event.finding_id)
         if row is not None:
             items.append((event, event_payload(event, row), row.severity))
     for alert in alerts:
@@ -50,12 +56,10 @@ def enqueue(session: Session, alerts: list[Alert], job: str, run_id: int | None,
             payloads = [(key, digest_payload(job, run_id, [p for _, p in chosen]))]
         else:
             payloads = [(f"{alert.name}|event-{e.id}", p) for e, p in chosen]
-        for key, payload in payloads:
-            payload = {"id": key, **payload}
-            session.add(OutboxRow(key=key[:255], sink=alert.name, job=job, run_id=run_id, payload=payload,
-                                  created=now, attempts=0, next_attempt=now))
-            made += 1
-    session.flush()
+        values = [dict(key=key[:255], sink=alert.name, job=job, run_id=run_id, payload={"id": key, **payload},
+                       created=now, attempts=0, next_attempt=now) for key, payload in payloads]
+        session.execute(insert(OutboxRow), values)
+        made += len(values)
     return made
 
 
@@ -71,6 +75,8 @@ class Deliverer:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
+        self.sent: list[int] = []  # sent, not yet marked delivered
+        self.writing = threading.Lock()  # one outbox write at a time here: no SQLite busy-waits
 
     def _sender(self, name: str) -> Sender:
         with self.lock:
@@ -127,15 +133,28 @@ class Deliverer:
             self._sender(sink).send(key, payload)
         except AlertError as exc:
             delay = backoff(attempts + 1)
-            with Session(self.engine) as session, session.begin():
+            with self.writing, Session(self.engine) as session, session.begin():
                 session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(
                     attempts=attempts + 1, last_error=str(exc)[:255],
                     next_attempt=datetime.now(UTC) + timedelta(seconds=delay)))
             return False
-        with Session(self.engine) as session, session.begin():
-            session.execute(update(OutboxRow).where(OutboxRow.id == row_id, OutboxRow.delivered.is_(None))
-                            .values(delivered=datetime.now(UTC), attempts=attempts + 1, last_error=None))
+        self._mark_delivered(row_id)
         return True
+
+    def _mark_delivered(self, row_id: int) -> None:
+        """Group commit: whoever holds the write lock marks every send finished so far, so a row waits
+        for at most one transaction; a send is never reported done before its row is marked."""
+        with self.lock:
+            self.sent.append(row_id)
+        with self.writing:
+            with self.lock:
+                ids, self.sent = self.sent, []
+            if ids:
+                with self.engine.begin() as connection:
+                    connection.execute(update(OutboxRow)
+                                       .where(OutboxRow.id.in_(ids), OutboxRow.delivered.is_(None))
+                                       .values(delivered=datetime.now(UTC), attempts=OutboxRow.attempts + 1,
+                                               last_error=None))
 
     def wake(self) -> None:
         self.event.set()
