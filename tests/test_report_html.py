@@ -431,6 +431,13 @@ def test_a_lab_scan_report_reads_top_down_in_chromium_at_1280_px(lab_report, bro
     ranks = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
     worst = [ranks[r.get_attribute("data-severity")] for r in rows]
     assert worst == sorted(worst, reverse=True)
+    # (likely honeypots after the real services of the same severity, marked short: verdict and score)
+    order = [(-ranks[r.get_attribute("data-severity")], "honeypot" in (r.get_attribute("class") or ""))
+             for r in rows]
+    assert order == sorted(order)
+    for row in rows:
+        if "honeypot" in (row.get_attribute("class") or ""):
+            assert re.fullmatch(r"likely honeypot \d\.\d\d", row.find_element(By.CSS_SELECTOR, ".trust-mark").text)
     counts: dict[str, list[str]] = {}
     for row in rows:
         cells = row.find_elements(By.TAG_NAME, "td")

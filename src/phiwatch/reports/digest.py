@@ -36,9 +36,14 @@ def _weight(exposure: Exposure | None) -> int:
     return exposure.studies + exposure.worklist_items + files.dicom + files.hl7 + files.x12
 
 
+def _likely_honeypot(service: Service | None) -> bool:
+    return service is not None and service.trust is not None and service.trust.honeypot
+
+
 def fix_first(result: ScanResult) -> list[FixItem]:
     """Every exposed service and every service with a critical or high finding: worst finding
-    first, then the service that gives away most, then by address."""
+    first, likely honeypots after the real services of the same severity, then the service that
+    gives away most, then by address."""
     exposed = scan_counts(result).exposed_keys
     services = {(s.host, s.port): s for s in result.services}
     by_service: dict[tuple[str, int], list[Finding]] = {}
@@ -54,8 +59,8 @@ def fix_first(result: ScanResult) -> list[FixItem]:
         protocol = service.protocol if service else (worst.protocol if worst else "")
         items.append(FixItem(key[0], key[1], str(protocol), service, worst, merged_exposure(found), len(found),
                              key in exposed))
-    items.sort(key=lambda i: (-(i.worst.severity.rank if i.worst else -1), -_weight(i.exposure),
-                              address_order(i.host), i.port))
+    items.sort(key=lambda i: (-(i.worst.severity.rank if i.worst else -1), _likely_honeypot(i.service),
+                              -_weight(i.exposure), address_order(i.host), i.port))
     return items
 
 

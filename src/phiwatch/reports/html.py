@@ -406,6 +406,14 @@ def _requirements(finding: Finding) -> list[tuple[str, list[str]]]:
     return [(clean(fw, 40), [clean(i, 60) for i in ids]) for fw, ids in finding.compliance.items() if ids]
 
 
+def _short_mark(service: Service | None) -> str:
+    """The fix-first table's trust mark: the verdict and score; the reasons are in the findings."""
+    trust = service.trust if service is not None else None
+    if trust is None or not trust.reasons:
+        return ""
+    return f"likely honeypot {trust.score:.2f}" if trust.honeypot else f"trust {trust.score:.2f}"
+
+
 def _affected(f: Finding, remediation: str, location: str, trust: tuple[str, bool]) -> Affected:
     evidence = clean(f.evidence, 2000)
     phi = [clean(a, 64) for a in (f.exposure.phi_attributes if f.exposure else [])]
@@ -499,7 +507,7 @@ def build_context(result: ScanResult) -> dict[str, Any]:
     fix_rows = []
     for item in fix_first(result):
         key = (item.host, item.port)
-        trust_text, honeypot = marks.get(key, ("", False))
+        trust_text, honeypot = _short_mark(item.service), key in marks and marks[key][1]
         worst = item.worst
         fix_rows.append(FixRow(
             address=address(*key), host=clean(item.host, 80), port=item.port, protocol=clean(item.protocol, 20),
