@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= demo-output
-LAB_PORTS ?= 21100-21127,21180-21182,21190-21192
+LAB_PORTS ?= 21100-21127,21170-21171,21180-21182,21190-21192
 
 .PHONY: install deps demo test lint lab-up lab-down bench bench-startup man clean lock
 

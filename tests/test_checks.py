@@ -67,7 +67,7 @@ def test_storage_and_retrieve_come_from_accepted_contexts_only():
 def test_tls_changes_the_transport_findings():
     plain = ids(dicom_service(ProbeStatus.ACCEPTED, association="accepted"))
     service = dicom_service(ProbeStatus.ACCEPTED, association="accepted", tls=True)
-    service.tls = TlsFacts(self_signed=True, expired=False, subject="CN=x")
+    service.tls = TlsFacts(self_signed=True, expired=False, subject="#0123456789ab (4 chars)")
     secured = ids(service)
     assert "dicom_no_tls" in plain and "dicom_no_tls" not in secured
     assert "dicom_tls_certificate_untrusted" in secured

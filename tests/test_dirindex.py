@@ -23,6 +23,7 @@ import pytest
 
 from phiwatch.checks import evaluate
 from phiwatch.models import HttpFacts, ProbeStatus, Service
+from phiwatch.peertext import peer_text
 from phiwatch.probes import dirindex
 from phiwatch.probes.options import ProbeOptions
 from phiwatch.probes.outcome import Peer
@@ -196,7 +197,7 @@ def test_nginx_index_is_exposed_with_the_measured_counts(nginx):
     assert svc.status is ProbeStatus.EXPOSED
     facts = svc.repository
     assert facts is not None and facts.access == "anonymous" and facts.listing == "html"
-    assert facts.dialect == expected["dialect"] == "nginx" and facts.server == "nginx/1.22.1"
+    assert facts.dialect == expected["dialect"] == "nginx" and facts.server == "nginx 1.22.1"
     (share,) = facts.shares
     assert share.name == "/" and share.readable
     counts = {kind: count.model_dump() for kind, count in share.files.items()}
@@ -339,7 +340,7 @@ def test_an_index_of_harmless_files_is_an_open_listing():
     assert found is not None
     assert found.status is ProbeStatus.OPEN
     facts = found.facts
-    assert facts.server == "parrot" and facts.dialect == "nginx"
+    assert facts.server == peer_text("parrot") and facts.dialect == "nginx"
     (share,) = facts.shares
     assert (share.directories, share.entries, share.files_sniffed, share.files) == (2, 3, 2, {})
     svc = Service(host=HOST, port=parrot.port, protocol="http", status=found.status, repository=facts)

@@ -19,6 +19,7 @@ import pytest
 
 from phiwatch.checks import evaluate
 from phiwatch.models import ProbeStatus, Service
+from phiwatch.peertext import peer_text
 from phiwatch.probes import ftp
 from phiwatch.probes.walk import Outcome, WalkLimits
 
@@ -51,7 +52,7 @@ def test_anonymous_tree_is_exposed_with_verified_and_estimated_counts(anonymous)
     facts = svc.repository
     assert facts is not None and facts.access == "anonymous" and facts.login == "anonymous"
     assert facts.listing == "list" and facts.tls_offered is False
-    assert facts.server == "220 PHIWATCH LAB FTP"
+    assert facts.server == peer_text("220 PHIWATCH LAB FTP")  # no product in it: a keyed hash
     (share,) = facts.shares
     assert share.name == "/" and share.readable
     counts = {kind: count.model_dump() for kind, count in share.files.items()}

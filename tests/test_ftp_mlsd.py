@@ -14,6 +14,7 @@ import pytest
 
 from phiwatch.checks import evaluate
 from phiwatch.models import ProbeStatus
+from phiwatch.peertext import peer_text
 from phiwatch.probes import ftp
 from phiwatch.probes.walk import Outcome, WalkLimits
 from phiwatch_lab import medtree
@@ -59,7 +60,7 @@ def test_mlsd_tree_is_exposed_with_the_walks_counts(mlsd, tmp_path):
     assert facts is not None and facts.access == "anonymous" and facts.login == "anonymous"
     assert facts.listing == "mlsd" == expected["listing"]
     assert facts.tls_offered is True and expected["tls_offered"] is True
-    assert facts.server == f"220 {BANNER}"
+    assert facts.server == peer_text(f"220 {BANNER}")
     (share,) = facts.shares
     counts = {kind: count.model_dump() for kind, count in share.files.items()}
     assert counts == expected["probe_counts"] == medtree.probe_counts(medtree.build_tree(tmp_path / "t"))

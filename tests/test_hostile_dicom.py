@@ -277,8 +277,7 @@ def test_the_scanner_identifies_a_garbage_peer_on_an_odd_port_without_crashing()
     [service] = outcome.services
     assert service.protocol == "http" and service.status is ProbeStatus.OPEN
     assert service.http is not None and service.http.status_code == 400
-    assert "<script>" in (service.http.server or "")  # kept as text; reports must escape it
-    assert "\r" not in (service.http.server or "")
+    assert service.http.server is not None and service.http.server.startswith("#")  # through the gate
 
 
 def test_a_truncated_identifier_counts_as_a_match_and_its_bytes_are_not_kept():

@@ -72,7 +72,7 @@ def sample_result() -> ScanResult:
         host="127.0.0.1", port=4242, protocol="dicom", status=ProbeStatus.EXPOSED, identified_by="probe",
         dicom=DicomFacts(
             called_ae="ANY-SCP", calling_ae="PHIWATCH", association="accepted",
-            implementation_class_uid="1.2.826.0.1.3680043.2.1143", implementation_version_name="OrthancTest",
+            implementation_class_uid="1.2.826.0.1.3680043.2.1143", implementation_version_name="DCMTK 367",
             vendor="Orthanc project", product="Orthanc 1.12.1",
             contexts=[ContextResult(name="study-root-find", abstract_syntax="1.2.840.10008.5.1.4.1.2.2.1",
                                     accepted=True, result=0)],
@@ -84,10 +84,14 @@ def sample_result() -> ScanResult:
     )
     web = Service(
         host="8.8.8.8", port=443, protocol="https", status=ProbeStatus.EXPOSED, identified_by="probe",
-        tls=TlsFacts(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", subject="CN=pacs", issuer="CN=pacs",
+        # Built past the peer-text gate on purpose: the report must escape whatever reaches it
+        tls=TlsFacts.model_construct(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256", subject="CN=pacs",
+                                     issuer="CN=pacs", alt_names=[],
                      self_signed=True, expired=False),
-        http=HttpFacts(
-            scheme="https", status_code=200, server=HOSTILE_SERVER, title=HOSTILE_TITLE,
+        http=HttpFacts.model_construct(
+            scheme="https", status_code=200, server=HOSTILE_SERVER, title=HOSTILE_TITLE, auth_scheme=None,
+            auth_realm=None, login_form=False, blank_login=None, default_login_user=None, default_logins_tried=0,
+            cors_wildcard_credentials=False, vulnerabilities=[], requests=0, error=None,
             products=[ProductMatch(product="Orthanc Explorer", version="1.12.1", path="/app/explorer.html",
                                    kind="ui"),
                       ProductMatch(product=HOSTILE_PRODUCT, path="/", kind="ui")],

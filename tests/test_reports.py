@@ -60,14 +60,16 @@ def result() -> ScanResult:
                     targets=TargetSummary(specs=["203.0.113.0/28"], excludes=[], addresses=16, ports=[104, 8042]))
     services = [
         Service(host="203.0.113.5", port=104, protocol="dicom", status=ProbeStatus.EXPOSED,
-                detail=CANARY, banner=CANARY,
-                dicom=DicomFacts(called_ae="ANY-SCP", calling_ae="PHIWATCH", association="accepted",
+                detail=CANARY, banner="text, 13 bytes",
+                # Built past the peer-text gate on purpose: reports must not print these facts anyway
+                dicom=DicomFacts.model_construct(
+                                 called_ae="ANY-SCP", calling_ae="PHIWATCH", association="accepted",
                                  implementation_version_name=CANARY, vendor=CANARY,
                                  query=StudyExposure(status="exposed", studies=12, instances=340,
                                                      modalities=[CANARY], phi_attributes=["PatientName"]))),
         Service(host="8.8.8.8", port=8042, protocol="http", status=ProbeStatus.EXPOSED,
-                tls=TlsFacts(subject=CANARY, issuer=CANARY),
-                http=HttpFacts(scheme="http", server=CANARY, title=CANARY, auth_realm=CANARY)),
+                tls=TlsFacts.model_construct(subject=CANARY, issuer=CANARY),
+                http=HttpFacts.model_construct(scheme="http", server=CANARY, title=CANARY, auth_realm=CANARY)),
         Service(host="10.0.0.7", port=11112, protocol="dicom", status=ProbeStatus.ACCEPTED),
         Service(host="2001:db8::10", port=443, protocol="https", status=ProbeStatus.OPEN),
     ]

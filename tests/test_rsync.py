@@ -57,7 +57,7 @@ def test_modules_and_authentication(daemon, scanned):
     facts = scanned.repository
     assert facts is not None and facts.access == expected["access"] == "anonymous"
     assert facts.listing == "rsync" and facts.dialect == expected["dialect"] == "30"
-    assert facts.server is not None and facts.server.split(".")[0].isdigit() and scanned.banner == facts.server
+    assert facts.server is not None and facts.server.startswith("rsync 3") and scanned.banner == facts.server
     # Then the listed modules are seen, the hidden one is not, and the password module is marked
     shares = {share.name: share for share in facts.shares}
     assert list(shares) == expected["modules_listed"]
@@ -346,7 +346,7 @@ def test_old_protocol_daemon_lists_modules_but_no_files():
     with Parrot(daemon_script(listing(b"backup"), opened(old), greeting=b"@RSYNCD: 29\n")) as parrot:
         outcome = run_probe(parrot.port)
     assert outcome.status is ProbeStatus.OPEN
-    assert outcome.facts.dialect == "29" and outcome.facts.server == "29"
+    assert outcome.facts.dialect == "29" and outcome.facts.server == "rsync 29"
     (share,) = outcome.facts.shares
     assert share.readable and share.error == "protocol 29 is older than 30: files not listed"
     found = evaluate(Service(host=HOST, port=parrot.port, protocol="rsync", status=outcome.status,

@@ -30,6 +30,7 @@ import pytest
 from phiwatch.checks import evaluate
 from phiwatch.engine import Engine, Limits
 from phiwatch.models import ProbeStatus, Protocol, Service
+from phiwatch.peertext import place_name
 from phiwatch.probes import BY_NAME, s3
 from phiwatch.probes.identify import ProbeOptions
 from phiwatch.probes.outcome import Peer
@@ -59,8 +60,15 @@ def no_leak(text: str) -> None:
     _no_leak(text, EXTRA_NAMES)
 
 
-def by_name(outcome_shares: list) -> dict:
-    return {share.name: share for share in outcome_shares}
+def by_name(outcome_shares: list) -> Names:
+    return Names({share.name: share for share in outcome_shares})
+
+
+class Names(dict):
+    """Shares by name as a test writes them: looked up through the place-name rule (peertext)."""
+
+    def __getitem__(self, name: str):
+        return super().__getitem__(place_name(name))
 
 
 # --- against the lab ------------------------------------------------------------------------------
@@ -119,7 +127,8 @@ def test_buckets_listed_and_counted_as_the_manifest_measured(moto, lab_outcome):
     assert facts.access == "anonymous" and facts.listing == "s3" and facts.dialect == expected["dialect"]
     shares = by_name(facts.shares)
     # The bucket list is the share "/", each bucket its own share, given names after the listed ones
-    assert [share.name for share in facts.shares] == ["/", *expected["buckets"], "nosuch-bucket"]
+    names = ["/", *expected["buckets"], "nosuch-bucket"]
+    assert [share.name for share in facts.shares] == [place_name(n) for n in names]
     assert shares["/"].readable and shares["/"].entries == 3
     pacs = shares["pacs-export"]
     counts = {kind: count.model_dump() for kind, count in pacs.files.items()}
@@ -252,8 +261,8 @@ def test_scan_cli_end_to_end_with_given_buckets(moto, gated, tmp_path):
     assert by_port[moto["port"]]["protocol"] == "s3" and by_port[moto["port"]]["status"] == "exposed"
     gated_service = by_port[gated]
     assert gated_service["protocol"] == "s3" and gated_service["status"] == "exposed"
-    assert [s["name"] for s in gated_service["repository"]["shares"]] == ["/", "public-www", "pacs-export",
-                                                                          "nosuch-bucket"]  # fmt: skip
+    names = ["/", "public-www", "pacs-export", "nosuch-bucket"]
+    assert [s["name"] for s in gated_service["repository"]["shares"]] == [place_name(n) for n in names]
     checks = {(f["port"], f["check_id"]) for f in document["findings"]}
     assert (gated, "s3_bucket_medical_files_exposed") in checks
     assert (gated, "s3_anonymous_list_buckets") not in checks

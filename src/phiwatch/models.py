@@ -10,8 +10,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from .peertext import PeerText, PlaceName
 from .protocol import Protocol
 from .severity import Severity
 from .status import UNFINISHED, ProbeStatus
@@ -34,14 +35,22 @@ class RejectReason(StrEnum):
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Assignments are validated too: text a peer sent fails the PeerText and PlaceName types
+    # (phiwatch.peertext) wherever a probe would store it, not only where a model is built.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+_UID = r"^[0-9][0-9.]{0,63}$"
+_VERSION_TEXT = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
+_TOKEN = r"^[A-Za-z][A-Za-z0-9-]{0,15}$"
 
 
 class TlsFacts(Model):
     version: str | None = None
     cipher: str | None = None
-    subject: str | None = None
-    issuer: str | None = None
+    subject: PeerText | None = None
+    issuer: PeerText | None = None
+    alt_names: list[PeerText] = Field([], description="Subject alternative names, each through the gate")
     not_before: datetime | None = None
     not_after: datetime | None = None
     expired: bool | None = None
@@ -143,8 +152,8 @@ class DicomFacts(Model):
     called_ae_supplied: bool = Field(False, description="The user gave this called AE title (--called-ae)")
     aet_attempts: int = 1
     max_pdu_length: int | None = None
-    implementation_class_uid: str | None = None
-    implementation_version_name: str | None = None
+    implementation_class_uid: str | None = Field(None, pattern=_UID)
+    implementation_version_name: PeerText | None = None
     vendor: str | None = None
     product: str | None = None
     contexts: list[ContextResult] = []
@@ -157,7 +166,7 @@ class DicomFacts(Model):
 
 class ProductMatch(Model):
     product: str
-    version: str | None = None
+    version: str | None = Field(None, pattern=_VERSION_TEXT)
     path: str
     kind: str = Field(description="ui, api, login or auth")
 
@@ -181,10 +190,10 @@ class DicomWebExposure(Model):
 class HttpFacts(Model):
     scheme: Literal["http", "https"]
     status_code: int | None = None
-    server: str | None = None
-    title: str | None = None
-    auth_scheme: str | None = None
-    auth_realm: str | None = None
+    server: PeerText | None = None
+    title: PeerText | None = None
+    auth_scheme: str | None = Field(None, pattern=_TOKEN)
+    auth_realm: PeerText | None = None
     login_form: bool = False
     products: list[ProductMatch] = []
     open_paths: list[str] = Field([], description="Product pages or APIs answered 2xx without credentials")
@@ -192,9 +201,12 @@ class HttpFacts(Model):
     default_login_user: str | None = Field(None, description="User name of an accepted default login")
     default_logins_tried: int = 0
     cors_wildcard_credentials: bool = False
-    bucket_names: list[str] = Field(
-        [], description="S3 bucket names the root page links to or its CORS origin names (valid bucket names only)"
+    bucket_names: list[PlaceName] = Field(
+        [], description="S3 bucket names the root page links to or its CORS origin names, by the place-name rule"
     )
+    # The names as the page gave them, to try on the host's S3 endpoints; held in memory only
+    # (a private attribute is never serialised into scan.json, the store or a report).
+    _bucket_hints: list[str] = PrivateAttr(default_factory=list)
     dicomweb: list[DicomWebExposure] = []
     vulnerabilities: list[str] = []
     requests: int = 0
@@ -209,7 +221,7 @@ class FileKindCount(Model):
 class ShareFacts(Model):
     """One share, module, export, bucket or root of a file repository, as an anonymous visitor saw it."""
 
-    name: str = Field(description="Share/module/export/bucket name, or / for a single root")
+    name: PlaceName = Field(description="Share/module/export/bucket name (generic words, else a keyed hash)")
     readable: bool = False
     auth_required: bool = False
     directories: int = 0
@@ -230,7 +242,8 @@ class RepositoryFacts(Model):
     access: Literal["anonymous", "guest", "denied", "not-attempted"]
     login: str | None = Field(None, description="User name that worked (never a password)")
     tls_offered: bool | None = None
-    server: str | None = Field(None, description="Server banner, sanitised")
+    server: PeerText | None = Field(None, description="Server banner, through the peer-text gate")
+    registered: str | None = Field(None, description="NFS: RPC programs, versions and ports the portmapper listed")
     listing: str | None = Field(None, description="How folders were listed: mlsd, list, smb, rsync, nfs, s3, html")
     dialect: str | None = Field(None, description="SMB dialect, rsync or NFS version, or web index style")
     smb1: bool | None = Field(None, description="The server accepted an SMB1 (NT LM 0.12) negotiate")
@@ -274,6 +287,19 @@ class Trust(Model):
         None, description="Shared by services with identical fingerprints (a fact, not a verdict)")
 
 
+class FeedFacts(Model):
+    """A server-first clinical feed (HL7 v2 or ASTM) that sends to anyone who connects. Counts only."""
+
+    kind: Literal["hl7-mllp", "hl7", "astm"]
+    bytes_read: int = 0
+    complete: bool = Field(False, description="The sender closed or went quiet within the bounds")
+    messages: int = Field(0, description="HL7 messages (MSH) or ASTM message headers (H records)")
+    message_types: list[str] = Field([], description="HL7 MSH-9 codes, e.g. ADT^A01")
+    segments: dict[str, int] = Field({}, description="HL7 segment ids or ASTM record types -> count")
+    phi_attributes: list[str] = Field([], description="Names of PHI fields that came filled")
+    handshake_only: bool = Field(False, description="ASTM: an ENQ and no record sent unasked")
+
+
 class Service(Model):
     host: str
     port: int
@@ -282,10 +308,11 @@ class Service(Model):
     detail: str | None = Field(None, description="Short reason, never PHI")
     identified_by: Literal["port", "banner", "probe", "none"] = "none"
     tls: TlsFacts | None = None
-    banner: str | None = Field(None, description="First bytes a server-first protocol sent, sanitised")
+    banner: PeerText | None = Field(None, description="First bytes a server-first protocol sent: product or class")
     dicom: DicomFacts | None = None
     http: HttpFacts | None = None
     repository: RepositoryFacts | None = None
+    feed: FeedFacts | None = None
     elapsed_ms: int = 0
     trust: Trust | None = None
 

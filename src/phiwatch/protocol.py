@@ -24,4 +24,6 @@ class Protocol(StrEnum):
     SSH = "ssh"
     IMAP = "imap"
     POP3 = "pop3"
+    HL7 = "hl7"  # HL7 v2 sent unasked (over MLLP or bare): a server-first clinical feed
+    ASTM = "astm"  # ASTM E1381/E1394 offered unasked: a laboratory instrument's feed
     UNKNOWN = "unknown"

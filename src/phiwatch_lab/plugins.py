@@ -36,11 +36,11 @@ class LabServer:
 def servers() -> tuple[LabServer, ...]:
     """Every plug-in, in start order."""
     # Imported here, not at the top: plug-in modules import this one.
-    from . import autoindex, honeypots, nfs, pyftpd, rsyncd, s3, samba, worklists
+    from . import autoindex, feeds, honeypots, nfs, pyftpd, rsyncd, s3, samba, worklists
 
     return (
         *SERVERS, pyftpd.SERVER, autoindex.SERVER, rsyncd.SERVER, s3.SERVER, nfs.SERVER, *samba.SERVERS,
-        *worklists.SERVERS, honeypots.SERVER,
+        *worklists.SERVERS, honeypots.SERVER, feeds.SERVER,
     )  # fmt: skip
 
 

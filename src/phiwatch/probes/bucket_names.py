@@ -72,7 +72,7 @@ def from_service(service: Service) -> list[str]:
     exports and buckets (as far as they are valid bucket names)."""
     names: list[str] = []
     if service.http is not None:
-        names += service.http.bucket_names
+        names += service.http._bucket_hints  # the raw names; the facts keep them by the place-name rule
     if service.repository is not None:
         for share in service.repository.shares:
             candidate = share.name.strip("/").rsplit("/", 1)[-1].lower()

@@ -6,6 +6,7 @@ sockets, bounds every length, and turns what the peer says into typed facts.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +28,10 @@ from pynetdicom.utils import set_ae
 
 from ..engine import Channel, ProbeFailure
 from ..models import AssociationReject, ContextResult, ProbeStatus, RejectReason
+from ..peertext import peer_text
 from ..text import sanitize
+
+_UID = re.compile(r"[0-9][0-9.]{0,63}")
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -201,10 +205,11 @@ def parse_accept(raw: bytes) -> Accepted:
         if isinstance(sub, MaximumLengthSubItem):
             result.max_pdu_length = int(sub.maximum_length_received or 0)
         elif isinstance(sub, ImplementationClassUIDSubItem) and sub.implementation_class_uid:
-            result.implementation_class_uid = sanitize(str(sub.implementation_class_uid), 64)
+            uid = sanitize(str(sub.implementation_class_uid), 64)
+            result.implementation_class_uid = uid if _UID.fullmatch(uid) else None
         elif isinstance(sub, ImplementationVersionNameSubItem):
             if sub.implementation_version_name:
-                result.implementation_version_name = sanitize(sub.implementation_version_name, 16)
+                result.implementation_version_name = peer_text(sanitize(sub.implementation_version_name, 16))
     return result
 
 

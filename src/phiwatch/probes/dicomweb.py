@@ -86,13 +86,14 @@ async def query_studies(
     exposure: DicomWebExposure,
     auth: dict[str, str],
     max_matches: int,
+    root: str | None = None,
 ) -> None:
     """Page `{root}/studies` with limit/offset until a short page or `max_matches` studies.
 
     Counts go into `exposure` as each page is read, so a later page that fails cannot take
     back what earlier pages proved (see `failed`).
     """
-    root = exposure.root
+    root = root or exposure.root  # the URL's root; exposure.root is how the facts show it
     phi: set[str] = set()
     offset = 0
     while True:

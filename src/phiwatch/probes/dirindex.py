@@ -33,8 +33,8 @@ from httpcore._backends.sync import SyncStream
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
+from ..peertext import peer_text
 from ..sessions import BlockingSession
-from ..text import sanitize
 from .blocking import run_session, session_wall, walk_limits
 from .http_client import USER_AGENT
 from .outcome import Peer
@@ -378,7 +378,7 @@ class IndexTree:
                 location = response.headers.get("location", "")
                 if response.status_code not in REDIRECTS or not location:
                     if self.server is None:
-                        self.server = sanitize(response.headers.get("server", ""), 80) or None
+                        self.server = peer_text(response.headers.get("server") or None)
                     yield response, path
                     return
             finally:

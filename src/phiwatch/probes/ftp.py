@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..peertext import peer_text
 from ..sessions import BlockingSession
-from ..text import sanitize
 from .blocking import failed, os_failure, run_session, session_wall, walk_limits
 from .outcome import Peer
 from .walk import (
@@ -362,7 +362,7 @@ class _Session:
         self.ftp = ftp
         ftp.connect(self.host, self.port, timeout=self.timeout)
         if self.facts.server is None:
-            self.facts.server = sanitize(ftp.getwelcome() or "", 120)
+            self.facts.server = peer_text(ftp.getwelcome() or None)
         return ftp
 
     def run(self) -> Outcome:

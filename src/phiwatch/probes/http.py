@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from ..engine import Engine, ProbeFailure
 from ..models import DicomWebExposure, HttpFacts, ProbeStatus, ProductMatch
+from ..peertext import peer_text, place_name
 from ..text import sanitize
 from . import bucket_names, dicomweb
 from .options import HttpOptions, ProbeOptions
@@ -81,19 +82,28 @@ class _Probe:
         facts, root = self.facts, self._cache["/"]
         assert root is not None
         facts.status_code = root.status
-        facts.server = root.header("server") or None
-        title = _TITLE.search(root.body)
-        if title:
-            facts.title = sanitize(b" ".join(title.group(1).split()), 120)
-        facts.bucket_names = bucket_names.in_text(root.body, root.header("access-control-allow-origin"))
+        facts.server = peer_text(root.header("server") or None)
+        facts.title = self._title(root)
+        hints = bucket_names.in_text(root.body, root.header("access-control-allow-origin"))
+        facts._bucket_hints = hints  # raw, in memory only: names to try on S3 endpoints
+        facts.bucket_names = [place_name(name) for name in hints]
         self._note_auth(root)
+
+    @staticmethod
+    def _title(response: HttpResponse) -> str | None:
+        """The page title (after any same-origin redirects), through the peer-text gate."""
+        title = _TITLE.search(response.body)
+        if not title:
+            return None
+        return peer_text(b" ".join(title.group(1).split()).decode("utf-8", "replace")[:200] or None)
 
     def _note_auth(self, response: HttpResponse) -> None:
         challenge = response.header("www-authenticate")
         if response.status == 401 and challenge and self.facts.auth_scheme is None:
-            self.facts.auth_scheme = sanitize(challenge.split(" ", 1)[0], 16)
+            scheme = challenge.split(" ", 1)[0]
+            self.facts.auth_scheme = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,15}", scheme) else None
             realm = re.search(r'realm="([^"]{0,100})"', challenge)
-            self.facts.auth_realm = sanitize(realm.group(1), 100) if realm else None
+            self.facts.auth_realm = peer_text(realm.group(1)) if realm else None
         if response.status == 200 and _PASSWORD_INPUT.search(response.body):
             self.facts.login_form = True
 
@@ -216,14 +226,22 @@ class _Probe:
         titles = re.findall(r'"dicomAETitle"\s*:\s*"([A-Za-z0-9_\-. ]{1,16})"', response.text)
         return [f"/dcm4chee-arc/aets/{t.strip()}/rs" for t in dict.fromkeys(titles)][:8]
 
+    @staticmethod
+    def _shown_root(root: str) -> str:
+        """A root as kept in the facts: an AE title a peer listed passes the place-name rule."""
+        prefix, suffix = "/dcm4chee-arc/aets/", "/rs"
+        if root.startswith(prefix) and root.endswith(suffix):
+            return f"{prefix}{place_name(root[len(prefix):-len(suffix)])}{suffix}"
+        return root
+
     async def _dicomweb(self) -> None:
         product_roots = await self._aet_roots() + self._product_roots()
         roots = list(dict.fromkeys(product_roots + web_catalog().dicomweb_roots))
         for root in roots:
-            exposure = DicomWebExposure(root=root, result="empty", access=self.access)  # type: ignore[arg-type]
+            exposure = DicomWebExposure(root=self._shown_root(root), result="empty", access=self.access)  # type: ignore[arg-type]
             paging = Steps()
             await paging.run("qido", dicomweb.query_studies,
-                             self.session, exposure, self.auth, self.options.max_matches)
+                             self.session, exposure, self.auth, self.options.max_matches, root)
             if paging.failures:
                 dicomweb.failed(exposure, paging.failures[0].detail)
                 if paging.spent:  # the byte budget is gone: keep what was proven, stop here

@@ -13,8 +13,8 @@ import time
 from typing import Literal
 
 from ..engine import Channel, Engine, ProbeFailure
-from ..models import DicomFacts, HttpFacts, ProbeStatus, Protocol, RepositoryFacts, Service
-from ..text import sanitize
+from ..models import DicomFacts, FeedFacts, HttpFacts, ProbeStatus, Protocol, RepositoryFacts, Service
+from ..peertext import first_bytes
 from . import IN_TURN, WEB_REPOSITORIES, by_banner, by_port
 from .options import IdentifyOptions, ProbeOptions
 from .outcome import Outcome, Peer
@@ -77,7 +77,7 @@ async def _identify(
     if spec is not None and spec.probe is not None:
         return await run(spec, engine, Peer(host, port), options, "banner")
     return Service(host=host, port=port, protocol=spec.name if spec else Protocol.UNKNOWN,
-                   status=ProbeStatus.OPEN, banner=sanitize(banner), identified_by="banner")
+                   status=ProbeStatus.OPEN, banner=first_bytes(banner), identified_by="banner")
 
 
 async def _banner(channel: Channel, wait: float) -> bytes | None:
@@ -164,6 +164,8 @@ def _service(spec: ProtocolSpec, peer: Peer, tls: bool, outcome: Outcome, identi
     elif isinstance(facts, RepositoryFacts):
         service.repository = facts
         service.banner = facts.server
+    elif isinstance(facts, FeedFacts):
+        service.feed = facts
     return service
 
 

@@ -40,6 +40,7 @@ from pyNfsClient.rtypes import diropargs3, nfs_fh3, readdirplus3args
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..peertext import place_name
 from ..sessions import BlockingSession
 from ..text import sanitize
 from .blocking import failed, os_failure, run_session, session_wall, walk_limits
@@ -462,7 +463,7 @@ class _Session:
         for program, version, protocol, port in entries:
             if program in PROGRAMS and protocol == TCP and 0 < port < 65536:
                 ports.setdefault(program, {}).setdefault(port, set()).add(version)
-        self.facts.server = sanitize(_registered(ports), 200)
+        self.facts.registered = sanitize(_registered(ports), 200)
         nfs = ports.get(NFS, {})
         if not nfs:
             return Outcome(ProbeStatus.OPEN, self.facts, "portmapper without NFS over TCP")
@@ -597,7 +598,7 @@ class _Session:
 
 
 def _share_name(path: bytes) -> str:
-    return sanitize(path, 64) or "/"
+    return place_name(sanitize(path, 64) or "/")
 
 
 def _registered(ports: dict[int, dict[int, set[int]]]) -> str:

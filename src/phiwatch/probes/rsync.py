@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
 from ..text import sanitize
 from .blocking import failed, os_failure, run_session, session_wall, walk_limits
@@ -251,13 +252,13 @@ class _Session:
 
     def _run(self) -> Outcome:
         wire, major, version = self.connections.open()
-        self.facts.server = sanitize(version, 16)
+        self.facts.server = peer_text(f"@RSYNCD: {sanitize(version, 16)}")
         self.facts.dialect = str(min(major, PROTOCOL))
         modules, cut = module_list(wire, self.limits.max_shares)
         self.connections.close()
         detail = f"module list cut at {len(modules)}" if cut else None
         for module in modules:
-            share = ShareFacts(name=sanitize(module, 64))
+            share = ShareFacts(name=place_name(sanitize(module, 64)))
             self.facts.shares.append(share)
             try:
                 self._module(module, share, major)

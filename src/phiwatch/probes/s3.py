@@ -47,6 +47,7 @@ from botocore.parsers import ResponseParserError
 
 from ..engine import Engine, ProbeFailure
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
 from ..text import sanitize
 from .blocking import os_failure, run_session, session_wall, walk_limits
@@ -516,7 +517,8 @@ class _Session:
                 self.facts.shares.append(self._bucket(client, name))
             except Exception as exc:  # the session broke: keep what was seen
                 status, detail = self._detail(exc)
-                self.facts.shares.append(ShareFacts(name=sanitize(name, 63), limited=True, error=detail))
+                shown = place_name(sanitize(name, 63))
+                self.facts.shares.append(ShareFacts(name=shown, limited=True, error=detail))
                 if not any(share.readable for share in self.facts.shares):
                     return Outcome(status, self.facts, detail)
                 break
@@ -582,7 +584,7 @@ class _Session:
 
     def _server(self) -> str | None:
         server = self.sender.headers.get("server")
-        return sanitize(server, 120) if server else None
+        return peer_text(server) if server else None
 
     def _bucket(self, client: Any, name: str) -> ShareFacts:
         """Open one bucket path-style, else virtual-hosted style; walk it when it lists."""
@@ -602,7 +604,7 @@ class _Session:
                 continue
             self.styles.add("virtual-hosted" if virtual else "path-style")
             return self._walk(tree, name)
-        share = ShareFacts(name=sanitize(name, 63))
+        share = ShareFacts(name=place_name(sanitize(name, 63)))
         share.auth_required = denied
         share.error = next((code for code in codes if code in DENIED), codes[0] if codes else None)
         return share
@@ -621,7 +623,7 @@ class _Session:
         return status, detail
 
     def _walk(self, tree: BucketTree, name: str) -> ShareFacts:
-        walk = BoundedWalk(tree, self.budget, sanitize(name, 63))
+        walk = BoundedWalk(tree, self.budget, place_name(sanitize(name, 63)))
         try:
             walk.run()
         except Exception as exc:  # the session broke mid-walk: keep what was seen

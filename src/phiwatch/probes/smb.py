@@ -51,6 +51,7 @@ from impacket.smbconnection import (
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts, ShareFacts
+from ..peertext import place_name
 from ..sessions import BlockingSession, current
 from ..text import sanitize
 from .blocking import failed, run_session, session_wall, walk_limits
@@ -462,7 +463,7 @@ class _Session:
                 continue
             if kind in NOT_DISK or not raw:
                 continue
-            shares.append((raw, sanitize(raw, SHARE_NAME)))
+            shares.append((raw, place_name(sanitize(raw, SHARE_NAME))))
         return shares, ""
 
     def _walk(self, conn: SMBConnection, shares: list[tuple[str, str]]) -> str | None:

@@ -13,6 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..text import sanitize
 
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}")
+
+
+def _version(text: str) -> str | None:
+    """A version a peer's page gave, kept only when it looks like one (it is peer text)."""
+    text = sanitize(text, 32)
+    return text if _VERSION.fullmatch(text) else None
+
 if TYPE_CHECKING:
     from .http_client import HttpResponse
 
@@ -61,10 +69,10 @@ class Fingerprint(_Strict):
             except ValueError:
                 return None
             value = document.get(rule.json_key) if isinstance(document, dict) else None
-            return sanitize(str(value), 32) if isinstance(value, str | int | float) else None
+            return _version(str(value)) if isinstance(value, str | int | float) else None
         source = response.header(rule.header) if rule.header else response.text
         found = re.search(rule.regex or "", source[:65536], re.IGNORECASE)
-        return sanitize(found.group(1), 32) if found else None
+        return _version(found.group(1)) if found else None
 
 
 class Vulnerability(_Strict):
