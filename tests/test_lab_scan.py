@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from phiwatch.models import ScanResult
+from phiwatch.peertext import peer_text, place_name
 from phiwatch.store import Store
 from phiwatch_lab import nfs, s3, samba
 from phiwatch_lab.canary import CANARY_STRINGS
@@ -120,7 +121,7 @@ def test_tls_scp_is_found_behind_tls_with_its_certificate_facts(lab_scan):
     assert svc["protocol"] == "dicom" and svc["dicom"]["tls"] is True
     assert svc["status"] == "exposed"
     assert svc["tls"]["self_signed"] is True and svc["tls"]["expired"] is False
-    assert "phiwatch-lab" in svc["tls"]["subject"]
+    assert svc["tls"]["subject"] == peer_text("CN=phiwatch-lab")  # through the peer-text gate
     found = findings(lab_scan, "pynetdicom-tls")
     assert "dicom_no_tls" not in found
     assert "dicom_tls_certificate_untrusted" in found
@@ -303,8 +304,22 @@ def expected_counts(name: str, expected: dict) -> dict[str, dict]:
     return counts
 
 
+def _strings(value) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return {*value, *(text for item in value.values() for text in _strings(item))}
+    if isinstance(value, list):
+        return {text for item in value for text in _strings(item)}
+    return set()
+
+
 def shares_of(lab_scan, name: str) -> dict[str, dict]:
-    return {share["name"]: share for share in service(lab_scan, name)["repository"]["shares"]}
+    """Shares by the names the manifest gives; the scan keeps a name not made of generic words as a
+    keyed hash (peertext.place_name, with this installation's salt), which maps back here."""
+    known = {place_name(raw): raw for raw in _strings(lab_scan["manifest"][name]["expected"]) if len(raw) <= 64}
+    shares = service(lab_scan, name)["repository"]["shares"]
+    return {known.get(share["name"], share["name"]): share for share in shares}
 
 
 def test_every_service_of_the_manifest_is_found_with_its_protocol_and_nothing_else(lab_scan):

@@ -25,6 +25,7 @@ from pyNfsClient.pack import nfs_pro_v3Packer
 
 from phiwatch.checks import evaluate
 from phiwatch.models import ProbeStatus, RepositoryFacts, Service
+from phiwatch.peertext import place_name
 from phiwatch.probes import nfs
 from phiwatch.probes.walk import Outcome, WalkLimits
 from phiwatch_lab.errors import LabError
@@ -151,7 +152,7 @@ def test_portmapper_service_defers_to_2049(ganesha):
     svc = identify(entry["host"], entry["port"])
     assert svc.protocol == "nfs" and svc.status is ProbeStatus.OPEN
     assert svc.repository is not None and svc.repository.shares == []
-    assert svc.repository.server == "portmapper: nfs v3,v4 on tcp/2049; mountd v1,v3 on tcp/20048"
+    assert svc.repository.registered == "portmapper: nfs v3,v4 on tcp/2049; mountd v1,v3 on tcp/20048"
     assert "2049" in (svc.detail or "")
     assert evaluate(svc) == []  # the exports' findings belong to the 2049 service only
 
@@ -171,7 +172,7 @@ def _restricted_export(conn, entry):
         share = session.mount_share(mount, client, b"/restricted")
     finally:
         session.kill()
-    assert share.name == "/restricted" and share.auth_required and not share.readable
+    assert share.name == place_name("/restricted") and share.auth_required and not share.readable
     assert share.error == "mount refused (MNT3ERR_ACCES)"
     assert share.files == {} and share.entries == 0 and share.bytes_read == 0
     facts = RepositoryFacts(access="denied", dialect="NFSv3", shares=[share])
@@ -351,9 +352,9 @@ def test_scripted_server_endless_listing_is_bounded():
     outcome, elapsed = run_scripted("endless", limits)
     assert elapsed < 10
     assert outcome.status is ProbeStatus.EXPOSED  # IM###### names beyond the sniff budget: estimated
-    assert outcome.facts.server is not None and outcome.facts.server.startswith("portmapper: nfs v3")
+    assert outcome.facts.registered is not None and outcome.facts.registered.startswith("portmapper: nfs v3")
     (share,) = outcome.facts.shares
-    assert share.name == "/e00000" and share.limited and share.entries == limits.max_entries
+    assert share.name == place_name("/e00000") and share.limited and share.entries == limits.max_entries
     # Each oversized READ answer is refused (the connection is replaced): nothing verified, nothing kept
     assert share.files["dicom"].verified == 0
     assert share.files["dicom"].estimated == limits.max_entries - limits.per_directory
@@ -364,7 +365,8 @@ def test_scripted_server_flood_of_exports_is_capped():
     outcome, elapsed = run_scripted("exports", WalkLimits(walk_time=10.0, max_shares=4))
     assert elapsed < 10
     assert outcome.status is ProbeStatus.OPEN and outcome.facts.listing == "nfs"
-    assert [share.name for share in outcome.facts.shares] == ["/e00000", "/e00001", "/e00002", "/e00003"]
+    names = ["/e00000", "/e00001", "/e00002", "/e00003"]
+    assert [share.name for share in outcome.facts.shares] == [place_name(name) for name in names]
     assert outcome.facts.error == f"{nfs.MAX_EXPORTS - 4} export(s) not walked"
     assert all(share.readable and share.files_sniffed == 0 for share in outcome.facts.shares)
     outcome, elapsed = run_scripted("too-many-exports", WalkLimits(walk_time=10.0))

@@ -31,6 +31,8 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -73,6 +75,7 @@ class _Table:
     rows: tuple[_Row, ...]
     products: frozenset[str]
     generic: frozenset[str]
+    implementation: re.Pattern[str]
 
 
 @cache
@@ -80,7 +83,9 @@ def _table() -> _Table:
     document = yaml.safe_load(TABLE.read_text(encoding="utf-8"))
     rows = tuple(_Row(r["product"], re.compile(r["regex"], re.IGNORECASE)) for r in document["products"])
     generic = frozenset(w.lower() for w in document["generic_words"])
-    return _Table(rows, frozenset(r.product for r in rows), generic)
+    prefixes = "|".join(re.escape(p) for p in sorted(document["implementation_prefixes"], key=len, reverse=True))
+    implementation = re.compile(rf"(?:{prefixes})(?:[_ .-]?(?:REV_?)?[0-9][0-9A-Za-z._]{{0,10}})?", re.IGNORECASE)
+    return _Table(rows, frozenset(r.product for r in rows), generic, implementation)
 
 
 # --- the installation's key -------------------------------------------------------
@@ -90,8 +95,26 @@ def salt_path() -> Path:
     return Path(base) / "phiwatch" / "salt"
 
 
-@cache
+_SCAN_SALT: list[bytes] = []
+
+
+@contextmanager
+def scan_salt() -> Iterator[None]:
+    """A salt for one scan only (a scan with --no-db writes nothing to disk): its hashes match
+    within the scan, not across scans; the installation's salt is back afterwards."""
+    _SCAN_SALT.append(secrets.token_bytes(32))
+    try:
+        yield
+    finally:
+        _SCAN_SALT.pop()
+
+
 def _salt() -> bytes:
+    return _SCAN_SALT[-1] if _SCAN_SALT else _installation_salt()
+
+
+@cache
+def _installation_salt() -> bytes:
     """This installation's salt: read, or made once (0600) by whichever process comes first."""
     path = salt_path()
     try:
@@ -199,6 +222,15 @@ def first_bytes(data: bytes) -> PeerTextValue:
     return f"{classify(data)}, {len(data)} bytes"
 
 
+def implementation_name(raw: str) -> PeerTextValue | None:
+    """A DICOM implementation version name: kept as sent when it is a known product prefix and a
+    version (fingerprints match it exactly), else through `peer_text`."""
+    text = raw.strip()
+    if len(text) <= 16 and _table().implementation.fullmatch(text):
+        return text
+    return peer_text(text or None)
+
+
 def place_name(raw: str | bytes) -> PlaceNameValue:
     """A share, module, export, bucket or folder name: kept when generic, else a keyed hash."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -227,6 +259,8 @@ def _gate_shaped(value: str) -> str:
         return value
     classed = _CLASSED.fullmatch(value)
     if classed and classed.group("label") in CLASSES:
+        return value
+    if len(value) <= 16 and _table().implementation.fullmatch(value):
         return value
     products = _table().products
     if value in products:

@@ -28,7 +28,7 @@ from pynetdicom.utils import set_ae
 
 from ..engine import Channel, ProbeFailure
 from ..models import AssociationReject, ContextResult, ProbeStatus, RejectReason
-from ..peertext import peer_text
+from ..peertext import implementation_name
 from ..text import sanitize
 
 _UID = re.compile(r"[0-9][0-9.]{0,63}")
@@ -209,7 +209,8 @@ def parse_accept(raw: bytes) -> Accepted:
             result.implementation_class_uid = uid if _UID.fullmatch(uid) else None
         elif isinstance(sub, ImplementationVersionNameSubItem):
             if sub.implementation_version_name:
-                result.implementation_version_name = peer_text(sanitize(sub.implementation_version_name, 16))
+                name = sanitize(sub.implementation_version_name, 16)
+                result.implementation_version_name = implementation_name(name)
     return result
 
 
