@@ -224,6 +224,15 @@ def _open_store(request: ScanRequest) -> Any:
 def run_scan(request: ScanRequest, console: Console, out: Console | None = None) -> ScanResult:
     """The whole scan. Progress and the summary go to `console` (stderr); findings to `out`
     (stdout), when given."""
+    if request.store or request.resume is not None:
+        return _run_scan(request, console, out)
+    from .peertext import scan_salt
+
+    with scan_salt():  # --no-db writes nothing, the installation's salt included
+        return _run_scan(request, console, out)
+
+
+def _run_scan(request: ScanRequest, console: Console, out: Console | None = None) -> ScanResult:
     previous = None
     if request.resume is not None:
         from .journal import resumed_request
