@@ -26,8 +26,8 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
+from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
-from ..text import sanitize
 from .blocking import run_session, session_wall, walk_limits
 from .dirindex import _client as session_client  # httpx over the engine's blocking session
 from .outcome import Peer
@@ -159,7 +159,7 @@ class DavTree:
                                             extensions={"trace": self._trace})
         response = self.client.send(request, stream=True)
         if self.server is None:
-            self.server = sanitize(response.headers.get("server", ""), 80) or None
+            self.server = peer_text(response.headers.get("server") or None)
         return response
 
     def propfind(self, url: str, max_entries: int) -> tuple[list[Entry], bool]:
@@ -293,7 +293,7 @@ class _Session:
         dialect = "orthanc" if tree.base != "/" else None
         facts = RepositoryFacts(access="anonymous", listing="webdav", dialect=dialect, server=tree.server,
                                 tls_offered=self.tls)
-        walk = BoundedWalk(tree, self.budget, tree.base)
+        walk = BoundedWalk(tree, self.budget, place_name(tree.base))
         detail = None
         try:
             walk.run()
