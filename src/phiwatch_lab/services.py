@@ -108,10 +108,12 @@ def build_services(
             "orthanc-open",
             base + 1,
             "http",
-            "Orthanc REST API and explorer without authentication (loopback counts as local).",
+            "Orthanc REST API and explorer without authentication (loopback counts as local); its WebDAV "
+            "tree (/webdav/, on by default) serves the studies as folders named after the patients.",
             {
                 "status": 200,
                 "auth": "none",
+                "webdav": "anonymous",  # Orthanc's WebDavEnabled defaults to true: a file share too
                 "product": "orthanc",
                 "version": "1.10.1",
                 "dicomweb": dicomweb,

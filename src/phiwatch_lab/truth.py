@@ -56,5 +56,8 @@ def ladder_truth(services: list[dict[str, Any]]) -> dict[str, dict[str, tuple[in
             count("web", "product_identified", entry, e.get("product") not in (None, "dicomweb"))
             count("web", "unauthenticated_api", entry, open_api)
             count("web", "data_listed", entry, e.get("query") == "exposed")
+            if e.get("webdav") == "anonymous":  # a web product that is a file share too (Orthanc's /webdav/)
+                for step in ("reachable", "anonymous_access", "listing", "medical_files_verified"):
+                    count("files", step, entry, True)
     return {family: {step: (len(hits), hits.count(False)) for step, hits in rows.items()}
             for family, rows in steps.items()}

@@ -47,7 +47,12 @@ DICOM_STEPS: list[Step] = [
 
 
 def _web(service: Service) -> bool:
-    return service.http is not None and service.repository is None and service.http.status_code is not None
+    """A web service; a directory index or share is on the files ladder, unless it is a web product too
+    (Orthanc's WebDAV tree: both)."""
+    facts = service.http
+    if facts is None or facts.status_code is None:
+        return False
+    return service.repository is None or bool(facts.products)
 
 
 def _unauthenticated_api(service: Service) -> bool:
