@@ -262,6 +262,7 @@ class Dashboard:
 
         return [
             Route("/healthz", self.healthz),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),  # no icon, no 404 logged
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", protected(guard, self.logout), methods=["POST"]),

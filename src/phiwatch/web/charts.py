@@ -38,7 +38,7 @@ class Chart:
     top: int = 0  # the largest value (the y axis' top label)
     lines: list[Line] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
-    labels: list[tuple[float, str]] = field(default_factory=list)  # x axis: (x, text)
+    labels: list[tuple[float, str, str]] = field(default_factory=list)  # x axis: (x, text, anchor)
     empty: bool = True
 
 
@@ -62,7 +62,8 @@ def lines(title: str, series: dict[str, list[int]], labels: list[str]) -> Chart:
         chart.lines.append(Line(name, COLOURS.get(name, "#444444"), coords, values[-1] if values else 0))
     for i in sorted({0, count // 2, count - 1}):
         if i < len(labels) and labels[i]:
-            chart.labels.append((PAD + i * step, labels[i][:10]))
+            anchor = "start" if i == 0 else "end" if i == count - 1 else "middle"
+            chart.labels.append((PAD + i * step, labels[i][:10], anchor))
     return chart
 
 
@@ -82,7 +83,7 @@ def bars(title: str, groups: list[dict[str, Any]], names: tuple[str, ...], label
             chart.bars.append(Bar(PAD + i * slot + j * width, PAD + inner_h - height, width, height,
                                   COLOURS.get(name, "#444444"), f"{group[label]} {name}: {group[name]}"))
         if i in (0, len(groups) // 2, len(groups) - 1):
-            chart.labels.append((PAD + i * slot, str(group[label])))
+            chart.labels.append((PAD + i * slot, str(group[label]), "start"))
     return chart
 
 
