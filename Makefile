@@ -30,6 +30,9 @@ demo: deps install
 	nfs_host=$$($(BIN)/python -c 'import phiwatch_lab as lab; print(*{s["host"] for s in lab.manifest()["services"] if "host" in s})') && \
 	$(BIN)/phiwatch scan 127.0.0.1 $$nfs_host -p 111,2049,$(LAB_PORTS) --timeout 2 --output $(OUT) --progress rich
 	@echo "Report: $(CURDIR)/$(OUT)/report.html; stored scans: phiwatch scans; stop the lab with: make lab-down"
+	@echo "Watch the lab (a run every 10 minutes, alerts to syslog on udp://127.0.0.1:5514), with its dashboard:"
+	@echo "  PHIWATCH_TOKEN=\$$(openssl rand -hex 16) $(BIN)/phiwatch watch docs/watch-lab.yaml --serve"
+	@echo "  (--once: one run now, alerts sent, exit; the dashboard alone: $(BIN)/phiwatch serve docs/watch-lab.yaml)"
 
 test: deps install
 	$(BIN)/ruff check src tests bench

@@ -57,6 +57,8 @@ def test_a_job_becomes_the_normal_scan_request():
     (("every: 1h", "every: sometimes"), 6, "jobs.0.every"),
     (("options: {timeout: 5}", "options: {timeout: 5, no_such: 1}"), 7, "unknown scan option 'no_such'"),
     (("min_severity: high", "min_severity: extreme"), 13, "alerts.0.min_severity"),
+    (("options: {timeout: 5}", "options: {timeout: soon}"), 7, "scan option timeout: Input should be a valid"),
+    (("options: {timeout: 5}", "options: {timeout: 900}"), 7, "--timeout must be between"),
     (("events: [new, fixed, reopened]", "events: [new, burned]"), 12, "alerts.0.events.1"),
     (("    url: http://127.0.0.1:9009/hook\n", ""), 9, "needs url"),
     (("  token_env: PHIWATCH_TOKEN", "  token_env: PHIWATCH_TOKEN\n  colour: red"), 17, "dashboard.colour"),
@@ -100,3 +102,12 @@ def test_the_command_prints_every_error_with_its_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "phiwatch", "watch", str(config), "--check"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "valid" in done.stderr
+
+
+def test_the_lab_sample_configuration_is_valid():
+    from pathlib import Path
+
+    from phiwatch.watch.config import load
+
+    config = load(Path(__file__).parent.parent / "docs" / "watch-lab.yaml")
+    assert config.jobs[0].targets == ["127.0.0.1"] and config.alerts[0].type == "syslog"

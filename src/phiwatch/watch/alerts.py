@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from .. import __version__
 from ..severity import Severity
 from .config import Alert, secret
+from .lifecycle import Event
 from .tables import EventRow, TrackedFinding
 
 SIGNATURE_HEADER = "X-Phiwatch-Signature"
@@ -44,7 +45,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def event_payload(event: EventRow, row: TrackedFinding) -> dict[str, Any]:
+def event_payload(event: EventRow | Event, row: TrackedFinding | Any) -> dict[str, Any]:
     """One event, as every sender's payload is made from."""
     detail = {k: v for k, v in (event.detail or {}).items() if k in ("studies", "files", "state_before", "until")}
     return {

@@ -98,6 +98,21 @@ class Job(Strict):
         unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(f"unknown scan option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        from pydantic import TypeAdapter
+
+        from ..run import _check_numbers
+        from ..targets import TargetError
+
+        try:
+            request = TypeAdapter(ScanRequest).validate_python({"targets": [], **value})
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"scan option {where}: {first['msg']}") from None
+        try:
+            _check_numbers(request)
+        except TargetError as exc:
+            raise ValueError(f"scan option: {exc}") from None
         return value
 
     def port_spec(self) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from ..diff import Scope
@@ -92,8 +92,36 @@ def expire_risks(session: Session, job: str | None, now: datetime) -> list[Event
     return events
 
 
+@dataclass
+class Event:
+    """An event row as written in bulk for new findings: the attributes of EventRow."""
+
+    id: int
+    finding_id: int
+    run_id: int | None
+    job: str
+    kind: str
+    at: datetime
+    detail: dict[str, Any]
+    note: str | None = None
+
+
+def _insert_new(session: Session, fresh: list[dict[str, Any]], run_id: int, now: datetime) -> list[Event]:
+    """New tracked findings and their `new` events, two bulk INSERTs with RETURNING."""
+    if not fresh:
+        return []
+    session.flush()
+    ids = list(session.scalars(insert(TrackedFinding).returning(TrackedFinding.id, sort_by_parameter_order=True),
+                               fresh))
+    values = [dict(finding_id=i, run_id=run_id, job=v["job"], kind="new", at=now, detail={}, note=None)
+              for i, v in zip(ids, fresh, strict=True)]
+    event_ids = list(session.scalars(insert(EventRow).returning(EventRow.id, sort_by_parameter_order=True),
+                                     values))
+    return [Event(id=e, **v) for e, v in zip(event_ids, values, strict=True)]
+
+
 def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules: Rules,
-              done: list | None = None, now: datetime | None = None) -> list[EventRow]:
+              done: list | None = None, now: datetime | None = None) -> list[EventRow | Event]:
     """Update the job's tracked findings from one run's result; return the events (flushed, with ids)."""
     now = now or datetime.now(UTC)
     scope = Scope(result, done)
@@ -101,8 +129,8 @@ def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules
     answered = {s.host for s in result.services if s.status not in _SILENT}
     tracked = {(r.host, r.port, r.check_id): r
                for r in session.scalars(select(TrackedFinding).where(TrackedFinding.job == job))}
-    events = expire_risks(session, job, now)
-    fresh: list[TrackedFinding] = []
+    events: list[EventRow | Event] = list(expire_risks(session, job, now))
+    fresh: list[dict[str, Any]] = []  # new findings: inserted in bulk (a run can bring thousands)
     seen: set[tuple[str, int, str]] = set()
     for finding in result.findings:
         key = (finding.host, finding.port, finding.check_id)
@@ -112,13 +140,11 @@ def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules
         studies, files = magnitude(finding)
         row = tracked.get(key)
         if row is None:
-            row = TrackedFinding(job=job, host=finding.host, port=finding.port, check_id=finding.check_id,
-                                 protocol=finding.protocol, severity=finding.severity.value, title=finding.title,
-                                 state=NEW, first_seen=now, last_seen=now, absent_runs=0, reopened=0,
-                                 studies=studies, files=files, last_scan_id=result.scan.id,
-                                 finding=finding.model_dump(mode="json"))
-            session.add(row)
-            fresh.append(row)
+            fresh.append(dict(job=job, host=finding.host, port=finding.port, check_id=finding.check_id,
+                              protocol=finding.protocol, severity=finding.severity.value, title=finding.title,
+                              state=NEW, first_seen=now, last_seen=now, absent_runs=0, reopened=0,
+                              studies=studies, files=files, last_scan_id=result.scan.id,
+                              finding=finding.model_dump(mode="json")))
             continue
         if row.state == FIXED:
             row.state, row.fixed_at = REOPENED, None
@@ -137,8 +163,7 @@ def apply_run(session: Session, job: str, run_id: int, result: ScanResult, rules
         row.studies, row.files = studies, files
         row.last_seen, row.absent_runs, row.last_scan_id = now, 0, result.scan.id
         row.finding = finding.model_dump(mode="json")
-    session.flush()  # the new rows' ids, in one round
-    events += [_event(session, row, run_id, "new", now) for row in fresh]
+    events += _insert_new(session, fresh, run_id, now)
     if complete:
         for key, row in tracked.items():
             if key in seen or row.state == FIXED:

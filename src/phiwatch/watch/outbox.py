@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from .alerts import AlertError, Sender, digest_payload, event_payload, sender, wanted
 from .config import Alert
+from .lifecycle import Event
 from .tables import EventRow, OutboxRow, TrackedFinding
 
 MAX_DELAY = 300.0
@@ -31,17 +32,18 @@ def backoff(attempts: int) -> float:
 
 
 def enqueue(session: Session, alerts: list[Alert], job: str, run_id: int | None,
-            events: Iterable[EventRow], digest: bool, now: datetime | None = None) -> int:
+            events: Iterable[EventRow | Event], digest: bool, now: datetime | None = None) -> int:
     """Outbox rows for these events, one per alert that wants each (or one digest per alert)."""
     now = now or datetime.now(UTC)
     made = 0
     events = list(events)
     ids = sorted({event.finding_id for event in events})
-    rows: dict[int, TrackedFinding] = {}
-    for start in range(0, len(ids), 500):  # one query per 500 findings, not one per event
-        rows.update((r.id, r) for r in session.scalars(select(TrackedFinding).where(
-            TrackedFinding.id.in_(ids[start:start + 500]))))
-    items: list[tuple[EventRow, dict[str, Any], str]] = []
+    rows: dict[int, Any] = {}
+    table = TrackedFinding.__table__
+    for start in range(0, len(ids), 500):  # one query per 500 findings, plain rows, not one per event
+        rows.update((r.id, r) for r in session.execute(select(table).where(
+            table.c.id.in_(ids[start:start + 500]))))
+    items: list[tuple[EventRow | Event, dict[str, Any], str]] = []
     for event in events:
         row = rows.get(event.finding_id)
         if row is not None:

@@ -7,7 +7,6 @@ its events and alerts are recorded and sent, and the watcher exits.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import sys
 import threading
@@ -23,7 +22,7 @@ from ..store import Store
 from . import lifecycle
 from .config import Job, WatchConfig, next_time
 from .outbox import Deliverer, enqueue
-from .tables import JobRow, RunRow
+from .tables import EventRow, JobRow, RunRow
 
 Say = Callable[[str], None]
 
@@ -35,25 +34,14 @@ def _say(text: str) -> None:
 
 def scan_request(job: Job, store: Store) -> Any:
     """The ScanRequest of a job: its targets, ports and options, stored in the watcher's store."""
+    from pydantic import TypeAdapter
+
     from ..request import ScanRequest
-    from ..severity import Severity
 
-    known = {f.name: f for f in dataclasses.fields(ScanRequest)}
-    options: dict[str, Any] = {}
-    for name, value in job.options.items():
-        if name in ("output", "log_file", "aet_file", "from_file", "s3_buckets_file") and value is not None:
-            from pathlib import Path
-
-            value = Path(value)
-        elif name == "severities" and value is not None:
-            value = frozenset(Severity(v) for v in value)
-        elif name == "formats" and isinstance(value, str):
-            value = value.split(",")
-        elif known[name].type in ("float",) and isinstance(value, int):
-            value = float(value)
-        options[name] = value
-    return ScanRequest(targets=list(job.targets), ports=job.port_spec(), excludes=list(job.excludes),
-                       db=store.url, store=True, progress="none", verbosity=-1, **options)
+    request = TypeAdapter(ScanRequest).validate_python(
+        {**job.options, "targets": list(job.targets), "ports": job.port_spec(), "excludes": list(job.excludes)})
+    request.db, request.store, request.progress, request.verbosity = store.url, True, "none", -1
+    return request
 
 
 class Watcher:
@@ -119,14 +107,14 @@ class Watcher:
             found = session.get(RunRow, run_id)
             assert found is not None
             run = found
-            events = []
+            events: list[EventRow | lifecycle.Event] = []
             if result is not None:
                 done = None if result.scan.complete else complete_shards(self.store, result.scan.id)
                 events = lifecycle.apply_run(session, job.name, run_id, result, self.rules, done, ended)
                 run.scan_id, run.findings = result.scan.id, len(result.findings)
                 run.status = "complete" if result.scan.complete else "partial"
             else:
-                events = lifecycle.expire_risks(session, job.name, ended)
+                events = list(lifecycle.expire_risks(session, job.name, ended))
                 run.status = "partial" if self.stop.is_set() else "failed"
                 run.error = error
             for name, value in lifecycle.run_totals(session, job.name, result).items():
