@@ -135,11 +135,15 @@ async def run(spec: ProtocolSpec, engine: Engine, peer: Peer, options: ProbeOpti
     channel = peer.channel if spec.uses_channel and not tls else None
     if peer.channel is not None and channel is None:
         await peer.channel.close()
-    outcome = await probe(engine, Peer(peer.host, peer.port, tls, channel), options)
-    if tls and not peer.tls and (outcome is None or outcome.status in spec.tls_fallback):
-        outcome = await probe(engine, Peer(peer.host, peer.port, False), options)  # plain on a TLS port
-        tls = False
-    if outcome is None:
+    steps = Steps()  # a probe that raises still leaves a service of its protocol, with a status
+    outcome = await steps.run(spec.name.value, probe, engine, Peer(peer.host, peer.port, tls, channel), options)
+    if tls and not peer.tls and not steps.failures and (outcome is None or outcome.status in spec.tls_fallback):
+        outcome = await steps.run(spec.name.value, probe, engine, Peer(peer.host, peer.port, False), options)
+        tls = False  # plain on a TLS port
+    if steps.failures:
+        failure = steps.failures[-1]
+        outcome = Outcome(failure.status, None, steps.detail)
+    elif outcome is None:
         outcome = Outcome(ProbeStatus.PROTOCOL_ERROR, None, f"not {spec.name.value}")
     service = _service(spec, peer, tls, outcome, identified_by)
     if isinstance(outcome.facts, HttpFacts) and outcome.status not in spec.not_this:
