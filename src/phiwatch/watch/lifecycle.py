@@ -340,26 +340,53 @@ def trend(session: Session, job: str | None = None, limit: int = 1000) -> list[R
 
 
 def weekly_new_fixed(session: Session, weeks: int = 12, now: datetime | None = None) -> list[dict[str, Any]]:
-    """New and fixed events per ISO week, the last `weeks` weeks, oldest first."""
+    """New and fixed events per ISO week, the last `weeks` weeks, oldest first. Counted by the database
+    (one GROUP BY over week buckets), so a history of millions of events costs one indexed query."""
+    from sqlalchemy import case
+
     now = now or datetime.now(UTC)
     since = now - timedelta(weeks=weeks)
+    monday = datetime.combine((since - timedelta(days=since.weekday())).date(), datetime.min.time(), UTC)
+    starts = [monday + timedelta(weeks=n) for n in range(weeks + 2) if monday + timedelta(weeks=n) <= now]
+    labels = ["{}-W{:02d}".format(*start.isocalendar()[:2]) for start in starts]
+    bucket = case(*[(EventRow.at < start, n - 1) for n, start in enumerate(starts) if n > 0],
+                  else_=len(starts) - 1)
     counts: dict[str, Counter] = {}
-    rows = session.execute(select(EventRow.kind, EventRow.at).where(
-        EventRow.kind.in_(("new", "fixed")), EventRow.at >= since))
-    for kind, at in rows:
-        year, week, _ = (utc(at) or now).isocalendar()
-        counts.setdefault(f"{year}-W{week:02d}", Counter())[kind] += 1
+    rows = session.execute(select(EventRow.kind, bucket, func.count()).where(
+        EventRow.kind.in_(("new", "fixed")), EventRow.at >= since).group_by(EventRow.kind, bucket))
+    for kind, index, count in rows:
+        counts.setdefault(labels[int(index)], Counter())[kind] += int(count)
     return [{"week": week, "new": c["new"], "fixed": c["fixed"]} for week, c in sorted(counts.items())]
 
 
+def _fix_seconds(session: Session) -> Any:
+    """The exposure window of a fixed finding in seconds, as this database computes it; None: unknown."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        return (func.julianday(TrackedFinding.fixed_at) - func.julianday(TrackedFinding.first_seen)) * 86400.0
+    if name == "postgresql":
+        return func.extract("epoch", TrackedFinding.fixed_at - TrackedFinding.first_seen)
+    return None
+
+
 def median_time_to_fix(session: Session, job: str | None = None) -> timedelta | None:
-    """Median exposure window of the findings fixed so far; None when none is."""
-    query = select(TrackedFinding.first_seen, TrackedFinding.fixed_at).where(TrackedFinding.state == FIXED)
+    """Median exposure window of the findings fixed so far; None when none is. The database sorts the
+    windows and hands back the middle one or two (SQLite, PostgreSQL); others are read in full."""
+    where = [TrackedFinding.state == FIXED, TrackedFinding.fixed_at.is_not(None)]
     if job is not None:
-        query = query.where(TrackedFinding.job == job)
-    windows = [(utc(fixed) - utc(first)).total_seconds()  # type: ignore[operator]
-               for first, fixed in session.execute(query) if fixed is not None]
-    return timedelta(seconds=statistics.median(windows)) if windows else None
+        where.append(TrackedFinding.job == job)
+    seconds = _fix_seconds(session)
+    if seconds is None:
+        query = select(TrackedFinding.first_seen, TrackedFinding.fixed_at).where(*where)
+        windows = [(utc(fixed) - utc(first)).total_seconds()  # type: ignore[operator]
+                   for first, fixed in session.execute(query)]
+        return timedelta(seconds=statistics.median(windows)) if windows else None
+    count = int(session.scalar(select(func.count()).select_from(TrackedFinding).where(*where)) or 0)
+    if count == 0:
+        return None
+    middle = [float(v) for v in session.scalars(select(seconds).where(*where).order_by(seconds)
+                                                .offset((count - 1) // 2).limit(2 - count % 2))]
+    return timedelta(seconds=round(statistics.mean(middle), 3))  # julianday: milliseconds at best
 
 
 def state_counts(session: Session, job: str | None = None) -> dict[str, dict[str, int]]:
