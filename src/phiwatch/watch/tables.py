@@ -86,6 +86,8 @@ class TrackedFinding(Base):
     __table_args__ = (
         Index("ux_watch_findings_identity", "job", "host", "port", "check_id", unique=True),
         Index("ix_watch_findings_host", "host"),
+        Index("ix_watch_findings_state_severity", "state", "severity"),  # 0003: the dashboard's counts
+        Index("ix_watch_findings_state_fixed", "state", "fixed_at", "first_seen"),  # 0003: time to fix
     )
 
 
@@ -101,6 +103,8 @@ class EventRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)  # counts before/after, states
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_watch_events_kind_at", "kind", "at"),)  # 0003: new and fixed per week
 
 
 class OutboxRow(Base):
