@@ -123,8 +123,11 @@ def test_host_scans_diff_and_jobs(client, lab_store):
 def test_triage_through_a_session(client, lab_store):
     csrf = login(client)
     open_one = client.get("/api/findings?protocol=ftp").json()["findings"][0]
+    states = client.get("/api/overview").json()["states"]
     response = client.post(f"/findings/{open_one['id']}/acknowledge", data={"csrf": csrf, "note": "ticket 42"})
     assert response.status_code == 303
+    now = client.get("/api/overview").json()["states"]  # the overview's cache follows the change
+    assert now["acknowledged"] == states["acknowledged"] + 1 and now["open"] == states["open"] - 1
     after = client.get(f"/api/findings/{open_one['id']}").json()
     assert after["state"] == "acknowledged" and after["note"] == "ticket 42"
     assert after["events"][-1]["kind"] == "acknowledged"

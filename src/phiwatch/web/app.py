@@ -68,6 +68,7 @@ class Dashboard:
         self.store = store
         self.guard = guard
         self.env = _templates()
+        self._overview: tuple[tuple, dict[str, Any]] | None = None  # (data.version, data.overview)
 
     # -- helpers ------------------------------------------------------------------------------
     def session(self) -> Session:
@@ -124,7 +125,12 @@ class Dashboard:
     # -- pages and their API twins ----------------------------------------------------------
     async def overview(self, request: Request) -> Response:
         with self.session() as session:
-            result = data.overview(session)
+            key = data.version(session)
+            if self._overview is not None and self._overview[0] == key:
+                result = self._overview[1]
+            else:
+                result = data.overview(session)
+                self._overview = (key, result)
         if request.url.path.startswith("/api/"):
             return JSONResponse(result)
         return self.page(request, "overview.html.j2", data=result, charts=charts.overview_charts(result))

@@ -60,6 +60,14 @@ def _point(totals: dict[str, dict[str, Any]], at: datetime | None) -> dict[str, 
     return point
 
 
+def version(session: Session, now: datetime | None = None) -> tuple:
+    """What the overview depends on, in three indexed lookups: it is the same while this is. Every run
+    (started or ended) and every event (a state change by a run or by triage) changes it; so does the hour."""
+    now = now or datetime.now(UTC)
+    return (session.scalar(select(func.max(RunRow.id))), session.scalar(select(func.max(RunRow.ended))),
+            session.scalar(select(func.max(EventRow.id))), now.strftime("%Y%m%d%H"))
+
+
 def overview(session: Session, now: datetime | None = None) -> dict[str, Any]:
     """Where things stand (the latest run of each job, summed) and how they got there."""
     now = now or datetime.now(UTC)
