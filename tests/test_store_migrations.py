@@ -117,3 +117,48 @@ def test_postgresql_store_holds_scans_and_the_cli_reads_it(pg_url, tmp_path):
                               capture_output=True, text=True, timeout=60)
     assert reported.returncode == 0, reported.stderr
     assert (tmp_path / "report.md").exists()
+
+
+def test_lifecycle_and_outbox_on_postgresql(pg_url):
+    """The watcher's tables on PostgreSQL: a finding new, fixed after two complete runs, reopened;
+    its alerts through the outbox to a real webhook, in order, each once."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from phiwatch.watch import lifecycle
+    from phiwatch.watch.config import parse
+    from phiwatch.watch.outbox import Deliverer, enqueue
+    from phiwatch.watch.tables import RunRow
+
+    from .receivers import Webhook
+    from .test_lifecycle import T0, result
+
+    hook = Webhook().start()
+    store = Store(pg_url)
+    try:
+        alerts = parse(json.dumps({"jobs": [{"name": "lab", "targets": ["127.0.0.1"]}],
+                                   "alerts": [{"type": "webhook", "url": hook.url}]})).alerts
+        kinds = []
+        for n, studies in enumerate([3, 3, None, None, 5], start=1):
+            with Session(store.engine) as session, session.begin():
+                run = RunRow(job="lab", started=T0, status="complete", open_by_severity={}, findings=0, events=0,
+                             exposed_services=0, studies=0, files=0, open_findings=0)
+                session.add(run)
+                session.flush()
+                events = lifecycle.apply_run(session, "lab", run.id, result(n, studies=studies), lifecycle.Rules(),
+                                             now=T0 + timedelta(hours=n))
+                kinds += [e.kind for e in events]
+                enqueue(session, alerts, "lab", run.id, events, False)
+        assert kinds == ["new", "fixed", "reopened"]
+        deliverer = Deliverer(store.engine, alerts)
+        assert deliverer.drain(15) == 0
+        deliverer.close()
+        assert [e["event"] for e in hook.events()] == ["new", "fixed", "reopened"]
+        with Session(store.engine) as session:
+            rows, total = lifecycle.list_findings(session, state="reopened", search="study")
+            assert total == 1 and rows[0].reopened == 1
+            assert lifecycle.median_time_to_fix(session) is None  # reopened: no longer fixed
+    finally:
+        store.close()
+        hook.stop()
