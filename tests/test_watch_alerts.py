@@ -195,3 +195,31 @@ def test_digest_batches_a_run(store):
         assert digest["events"][0]["finding"]["check_id"] == "dicom_study_data_exposed"
     finally:
         hook.stop()
+
+
+def test_triage_in_the_dashboard_is_alerted_once_without_its_note(store):
+    from phiwatch.watch.outbox import enqueue_triage
+    from phiwatch.watch.tables import TrackedFinding
+
+    hook = Webhook().start()
+    try:
+        chosen = alerts({"type": "webhook", "url": hook.url,
+                         "events": ["new", "acknowledged", "accepted_risk"]})
+        one_run(store, chosen)
+        with Session(store.engine) as session, session.begin():
+            finding_id = session.scalars(select(TrackedFinding.id)).one()
+            lifecycle.acknowledge(session, finding_id, "ticket 4711, patient Doe", now=T0 + timedelta(hours=2))
+            lifecycle.accept_risk(session, finding_id, T0 + timedelta(days=30), "isolated segment",
+                                  now=T0 + timedelta(hours=3))
+        with Session(store.engine) as session, session.begin():
+            assert enqueue_triage(session, chosen, T0) == 2
+        with Session(store.engine) as session, session.begin():
+            assert enqueue_triage(session, chosen, T0) == 0  # once
+        deliverer = Deliverer(store.engine, chosen)
+        assert deliverer.drain(10) == 0
+        deliverer.close()
+        assert [e["event"] for e in hook.events()] == ["new", "acknowledged", "accepted_risk"]
+        for got in hook.received:
+            assert b"Doe" not in got["body"] and b"isolated" not in got["body"]
+    finally:
+        hook.stop()

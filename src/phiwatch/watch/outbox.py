@@ -65,6 +65,28 @@ def enqueue(session: Session, alerts: list[Alert], job: str, run_id: int | None,
     return made
 
 
+TRIAGE = ("acknowledged", "accepted_risk", "risk_expired")
+
+
+def enqueue_triage(session: Session, alerts: list[Alert], since: datetime) -> int:
+    """Alerts for triage events (made by the dashboard, outside any run) since `since` that have none
+    yet; the outbox keys say which have one."""
+    if not any(kind in alert.events for alert in alerts for kind in TRIAGE):
+        return 0
+    events = list(session.scalars(select(EventRow).where(
+        EventRow.run_id.is_(None), EventRow.kind.in_(TRIAGE), EventRow.at >= since).order_by(EventRow.id)))
+    if not events:
+        return 0
+    keys = [f"{alert.name}|event-{event.id}" for alert in alerts for event in events]
+    present = set(session.scalars(select(OutboxRow.key).where(OutboxRow.key.in_(keys))))
+    made = 0
+    for alert in alerts:
+        missing = [e for e in events if f"{alert.name}|event-{e.id}" not in present]
+        for job in sorted({e.job for e in missing}):
+            made += enqueue(session, [alert], job, None, [e for e in missing if e.job == job], False)
+    return made
+
+
 class Deliverer:
     """Sends due outbox rows, several at once; `wake()` after a run makes it look at once."""
 

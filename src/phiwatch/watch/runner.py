@@ -11,17 +11,18 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..store import Store
 from . import lifecycle
 from .config import Job, WatchConfig, next_time
-from .outbox import Deliverer, enqueue
+from .outbox import Deliverer, enqueue, enqueue_triage
 from .tables import EventRow, JobRow, RunRow
 
 Say = Callable[[str], None]
@@ -53,6 +54,7 @@ class Watcher:
         self.deliverer = Deliverer(self.store.engine, config.alerts)
         self.stop = threading.Event()
         self.scanning = False
+        self.started = datetime.now(UTC)
         self._sync_jobs()
 
     def _sync_jobs(self) -> None:
@@ -148,6 +150,15 @@ class Watcher:
                 due.append(job)
         return due
 
+    def triage_alerts(self) -> None:
+        """Alerts for what people did in the dashboard since a day before the watcher started."""
+        try:
+            with Session(self.store.engine) as session, session.begin():
+                if enqueue_triage(session, self.config.alerts, self.started - timedelta(days=1)):
+                    self.deliverer.wake()
+        except SQLAlchemyError:  # the store busy or away for a moment: the next second tries again
+            pass
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         first = not self.stop.is_set()
         self.stop.set()
@@ -166,6 +177,7 @@ class Watcher:
             if self.stop.is_set():
                 break
             self.run_job(job)
+        self.triage_alerts()
         left = self.deliverer.drain(self.config.deliver_timeout if not self.stop.is_set() else 2.0)
         self.close()
         return left
@@ -181,6 +193,7 @@ class Watcher:
                     if self.stop.is_set():
                         break
                     self.run_job(job)
+                self.triage_alerts()
                 self.stop.wait(1.0)
         finally:
             self.deliverer.stop_loop()
