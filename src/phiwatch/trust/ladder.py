@@ -47,12 +47,12 @@ DICOM_STEPS: list[Step] = [
 
 
 def _web(service: Service) -> bool:
-    """A web service; a directory index or share is on the files ladder, unless it is a web product too
-    (Orthanc's WebDAV tree: both)."""
+    """A web service; one that is a file repository (S3, a directory index, WebDAV) counts here
+    too only when it also shows a web PACS product or DICOMweb (Orthanc with its WebDAV)."""
     facts = service.http
     if facts is None or facts.status_code is None:
         return False
-    return service.repository is None or bool(facts.products)
+    return service.repository is None or bool(facts.products or facts.dicomweb)
 
 
 def _unauthenticated_api(service: Service) -> bool:
