@@ -111,3 +111,24 @@ def test_the_lab_sample_configuration_is_valid():
 
     config = load(Path(__file__).parent.parent / "docs" / "watch-lab.yaml")
     assert config.jobs[0].targets == ["127.0.0.1"] and config.alerts[0].type == "syslog"
+
+
+def test_run_now_from_the_dashboard_makes_a_job_due(tmp_path):
+    from sqlalchemy.orm import Session
+
+    from phiwatch.watch import lifecycle
+    from phiwatch.watch.runner import Watcher
+    from phiwatch.watch.tables import JobRow
+
+    config = parse(EXAMPLE.replace("sqlite:///path/watch.db", f"sqlite:///{tmp_path}/watch.db"))
+    watcher = Watcher(config, say=lambda _: None)
+    try:
+        assert [j.name for j in watcher._due()] == ["pacs-segment"]  # never run: due at once
+        with Session(watcher.store.engine) as session, session.begin():
+            session.get(JobRow, "pacs-segment").next_run = datetime.now(UTC) + timedelta(hours=1)
+        assert watcher._due() == []
+        with Session(watcher.store.engine) as session, session.begin():
+            lifecycle.request_run(session, "pacs-segment")
+        assert [j.name for j in watcher._due()] == ["pacs-segment"]
+    finally:
+        watcher.close()
