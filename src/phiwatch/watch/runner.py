@@ -162,6 +162,7 @@ class Watcher:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         first = not self.stop.is_set()
         self.stop.set()
+        self.deliverer.stopping.set()  # a last pass over the outbox, no more waiting for receivers
         if self.scanning and first:
             raise KeyboardInterrupt  # the scan stops, keeps what it found, and is stored as partial
 
@@ -189,10 +190,14 @@ class Watcher:
         self.say(f"watching {len(self.config.jobs)} jobs; store {self.store.path}; Ctrl-C stops")
         try:
             while not self.stop.is_set():
-                for job in self._due():
-                    if self.stop.is_set():
-                        break
-                    self.run_job(job)
+                try:
+                    for job in self._due():
+                        if self.stop.is_set():
+                            break
+                        self.run_job(job)
+                except SQLAlchemyError as exc:  # the store away: say so, keep watching, try again later
+                    self.say(f"the store cannot be used now ({type(exc).__name__}); trying again in 30 s")
+                    self.stop.wait(30.0)
                 self.triage_alerts()
                 self.stop.wait(1.0)
         finally:
