@@ -3,6 +3,7 @@ a host page, and the serve process's resident memory.
 
     .venv/bin/python bench/dashboard.py                      # SQLite, 1,000 scans, 1,000,000 finding rows
     .venv/bin/python bench/dashboard.py --tracked 1000000    # also 1,000,000 tracked findings
+    .venv/bin/python bench/dashboard.py --postgres           # a real PostgreSQL started for the run
     .venv/bin/python bench/dashboard.py --url postgresql+psycopg://USER@127.0.0.1:PORT/DB
 
 The history: `--jobs` jobs share `--scans` runs, each run a stored scan with `--per-scan` finding rows
@@ -211,12 +212,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--url", help="a store URL (default: a new SQLite file in --out)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a PostgreSQL server (Debian's postgresql, initdb in a temporary folder)")
     parser.add_argument("--reuse", action="store_true", help="measure an existing store, fill nothing")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out-dashboard")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    url = args.url or f"sqlite:///{args.out}/dashboard.db"
-    if not args.url and not args.reuse:
+    if args.postgres:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import pgserver
+
+        with pgserver.postgres() as url:
+            run(args, url)
+        return
+    run(args, args.url or f"sqlite:///{args.out}/dashboard.db")
+
+
+def run(args: argparse.Namespace, url: str) -> None:
+    if url.startswith("sqlite:") and not args.url and not args.reuse:
         Path(f"{args.out}/dashboard.db").unlink(missing_ok=True)
     store = Store(url)
     if args.reuse:
@@ -227,7 +240,8 @@ def main() -> None:
     print(json.dumps(counts), flush=True)
     results = measure(url, counts["sample_host"], args.requests, args.out)
     summary = {"store": url.split("://")[0], "history": counts, "pages": results}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    name = "summary-postgresql.json" if url.startswith("postgresql") else "summary.json"
+    (args.out / name).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 
 
