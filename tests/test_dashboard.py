@@ -143,6 +143,14 @@ def test_triage_through_a_session(client, lab_store):
     fixed = client.get("/api/findings?state=fixed").json()["findings"][0]
     refused = client.post(f"/api/findings/{fixed['id']}/acknowledge", json={}, headers={"x-csrf-token": csrf})
     assert refused.status_code == 400
+    garbage = client.post(f"/api/findings/{open_one['id']}/acknowledge", content=b"{not json",
+                          headers={"x-csrf-token": csrf, "content-type": "application/json"})
+    assert garbage.status_code == 400 and "Traceback" not in garbage.text
+    # a note is shown as text, never as markup
+    hostile = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+    client.post(f"/findings/{open_one['id']}/accept", data={"csrf": csrf, "until": "2099-02-01", "note": hostile})
+    page = client.get(f"/findings/{open_one['id']}").text
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 # ---- the guard -------------------------------------------------------------------------------------

@@ -189,7 +189,10 @@ class Dashboard:
         action = request.path_params["action"]
         api = request.url.path.startswith("/api/")
         if api and request.headers.get("content-type", "").startswith("application/json"):
-            body = await request.json()
+            try:
+                body = await request.json()
+            except ValueError:
+                return JSONResponse({"error": "the body is not JSON"}, status_code=400)
             fields = body if isinstance(body, dict) else {}
         else:
             fields = dict(await form_of(request))
