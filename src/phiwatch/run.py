@@ -475,8 +475,17 @@ def _drive(scanner: Scanner, job: Callable[[Scanner], Coroutine[Any, Any, ScanOu
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover
         pass
+    done: list[ScanOutcome] = []
+
+    async def main() -> None:
+        # The outcome is kept here, not as the task's result: on its way out asyncio.Runner
+        # formats the repr of its SIGINT handler, task and result included (seconds and
+        # megabytes for a scan of thousands of services).
+        done.append(await job(scanner))
+
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:
-            return runner.run(job(scanner))
+            runner.run(main())
+            return done[0]
         except KeyboardInterrupt:  # pragma: no cover - the scanner keeps what is done
             return ScanOutcome(scanner.services, scanner.findings, scanner.progress, complete=False)
