@@ -13,6 +13,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from phiwatch.models import ProbeStatus
+from phiwatch.peertext import place_name
 from phiwatch.probes.walk import (
     MAX_NAME,
     BoundedWalk,
@@ -214,7 +216,7 @@ def test_max_files_bound_is_per_host_across_shares():
     assert share.files["dicom"].verified == 6 and share.files["dicom"].estimated == 4 and share.limited
     second = MemoryTree(first.budget)  # a second share of the same host: nothing left to sniff
     second.folder("/", *series(second, "", 3))
-    other = BoundedWalk(second, first.budget, name="second").run()
+    other = BoundedWalk(second, first.budget, name=place_name("second")).run()
     assert other.files_sniffed == 0 and other.files["dicom"].estimated == 3 and second.heads == []
 
 
@@ -331,7 +333,7 @@ def test_an_unreadable_root():
     assert not share.readable and share.directories == 0 and share.files == {}
 
 
-def test_other_errors_propagate_and_facts_keep_what_was_seen():
+def test_a_broken_folder_is_one_failed_step_and_facts_keep_what_was_seen():
     class Broken(MemoryTree):
         def listdir(self, path: str, max_entries: int) -> tuple[list[Entry], bool]:
             if path == "/b":
@@ -341,6 +343,92 @@ def test_other_errors_propagate_and_facts_keep_what_was_seen():
     tree = Broken(Budget.start(WalkLimits()))
     tree.folder("/", d("b"), tree.add_file("/a.hl7", HL7))
     bounded = BoundedWalk(tree, tree.budget)
+    share = bounded.run()  # one folder failed: that folder's step, not the walk
+    assert share.files["hl7"].verified == 1
+    assert share.error == "1 step(s) failed; first: listing: connection reset"
+    assert [(f.step, f.status) for f in bounded.failures] == [("listing", ProbeStatus.RESET)]
+
+
+# --- one failed step ends that step, not the walk ------------------------------------------------------
+
+
+class RaisingTree(MemoryTree):
+    """A MemoryTree whose listing or head raises (a bug or a hostile answer) for chosen paths."""
+
+    def __init__(self, budget: Budget) -> None:
+        super().__init__(budget)
+        self.raising: dict[str, Exception] = {}
+
+    def listdir(self, path: str, max_entries: int) -> tuple[list[Entry], bool]:
+        if path in self.raising:
+            raise self.raising[path]
+        return super().listdir(path, max_entries)
+
+    def head(self, path: str, item: Entry, limit: int) -> tuple[bytes, bool]:
+        if path in self.raising:
+            raise self.raising[path]
+        return super().head(path, item, limit)
+
+
+def raising_tree() -> RaisingTree:
+    tree = RaisingTree(Budget.start(WalkLimits()))
+    tree.folder("/", d("a"), d("bad"), d("z"), tree.add_file("/first.hl7", HL7), tree.add_file("/broken.dcm", DCM))
+    tree.folder("/a", *series(tree, "/a", 2))
+    tree.folder("/bad", *series(tree, "/bad", 5))
+    tree.folder("/z", *series(tree, "/z", 3))
+    tree.raising["/bad"] = ValueError("listing of DOE^JANE")
+    tree.raising["/broken.dcm"] = RuntimeError("head of DOE^JANE")
+    return tree
+
+
+def test_a_listing_and_a_head_that_raise_end_their_step_and_the_walk_goes_on():
+    tree = raising_tree()
+    share = walk(tree).run()
+    assert "/a" in tree.listed and "/z" in tree.listed  # folders on both sides of the broken one
+    assert "/bad" not in tree.listed
+    assert share.files["dicom"].verified == 5  # /a and /z: seen before and after the failures
+    assert share.files["dicom"].estimated == 1  # /broken.dcm counted from its name, not lost
+    assert share.files["hl7"].verified == 1
+    assert share.limited and share.readable
+    assert share.error is not None and share.error.startswith("2 step(s) failed")
+    assert SECRET_NAME not in share.model_dump_json()  # the exceptions' texts are not kept
+
+
+def test_a_sniffer_that_raises_counts_that_file_as_estimated(monkeypatch):
+    from phiwatch.probes import walk as walk_module
+
+    real = walk_module.sniff
+
+    def sniff(data: bytes, name: str, **kw: object):
+        if name == "IM00001":
+            raise IndexError("hostile bytes")
+        return real(data, name, **kw)
+
+    monkeypatch.setattr(walk_module, "sniff", sniff)
+    tree = make()
+    tree.folder("/", *series(tree, "", 3))
+    share = walk(tree).run()
+    assert share.files["dicom"].verified == 2 and share.files["dicom"].estimated == 1
+    assert share.error is not None and "file sniff" in share.error and "IndexError" in share.error
+
+
+def test_a_root_that_cannot_be_listed_propagates_with_the_failure_kept():
+    tree = raising_tree()
+    tree.raising["/"] = OSError("reset")
+    bounded = walk(tree)
+    with pytest.raises(OSError):
+        bounded.run()
+    assert bounded.failures and bounded.failures[0].step == "listing"
+
+
+def test_failures_in_a_row_end_the_walk_and_keep_what_was_seen():
+    tree = RaisingTree(Budget.start(WalkLimits()))
+    tree.folder("/", d("a"), d("b"), d("c"), d("d"), d("e"), tree.add_file("/x.hl7", HL7))
+    for name in "abcde":
+        tree.folder(f"/{name}")
+        tree.raising[f"/{name}"] = ConnectionResetError()
+    bounded = walk(tree)
     with pytest.raises(ConnectionResetError):
         bounded.run()
+    assert len(bounded.failures) == 3  # stopped after three in a row, not five
     assert bounded.facts().files["hl7"].verified == 1

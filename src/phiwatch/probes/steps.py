@@ -31,6 +31,10 @@ def failure_of(exc: BaseException) -> tuple[ProbeStatus, str]:
         return exc.status, exc.detail
     if isinstance(exc, TimeoutError):
         return ProbeStatus.TIMEOUT, "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return ProbeStatus.REFUSED, "connection refused"
+    if isinstance(exc, (OSError, EOFError)):
+        return ProbeStatus.RESET, "connection reset"
     if isinstance(exc, (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError)):
         return ProbeStatus.PROTOCOL_ERROR, f"unexpected answer ({type(exc).__name__})"
     return ProbeStatus.ERROR, f"internal error ({type(exc).__name__})"

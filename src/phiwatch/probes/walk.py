@@ -8,6 +8,13 @@ never followed; folder loops are detected by normalised path and by a listing id
 to an ancestor's. Beyond the sniff budget, files are counted from their names and
 reported as estimated.
 
+Each folder listing and each file head is one step (probes/steps.py): an exception in it
+ends that step, not the walk. A folder whose listing raised is skipped; a file whose head
+or sniff raised is counted from its name, as an estimate. What was seen before and after
+stays, and the share's `error` says how many steps failed and the first one's status
+(never the exception's text). A few failures in a row mean the connection is gone: the
+walk then stops, keeping what it saw.
+
 Facts carry counts and PHI attribute names only: never a file or folder name (they carry
 patient names in medical shares).
 """
@@ -22,12 +29,15 @@ from typing import Protocol
 
 from ..content import kind_from_name, sniff
 from ..models import FileKindCount, RepositoryFacts, ShareFacts
+from ..sessions import BudgetSpent
 from .options import FileOptions as FileOptions  # re-exported: every repository probe names it
 from .options import WalkLimits
 from .outcome import Outcome as ProbeOutcome
+from .steps import StepFailure, failure_of
 
 MEDICAL_KINDS = ("dicom", "dicomdir", "hl7", "x12")
 MAX_NAME = 1024  # longer entry names are dropped
+MAX_FAILED_IN_A_ROW = 3  # failed steps in a row that end the walk (the connection is likely gone)
 
 
 Outcome = ProbeOutcome[RepositoryFacts]  # what a file-repository probe ends with
@@ -117,6 +127,8 @@ class BoundedWalk:
     visited: set[str] = field(default_factory=set)
     counts: dict[str, FileKindCount] = field(default_factory=dict)
     phi: dict[str, set[str]] = field(default_factory=dict)
+    failures: list[StepFailure] = field(default_factory=list)
+    in_a_row: int = 0
 
     def __post_init__(self) -> None:
         self.share = ShareFacts(name=self.name)
@@ -126,7 +138,8 @@ class BoundedWalk:
         return self.budget.limits
 
     def run(self, root: str = "/") -> ShareFacts:
-        """Walk from root; never raises for bounds. Other errors propagate (the caller keeps facts())."""
+        """Walk from root; never raises for bounds or for one failed step. A root that cannot be
+        listed, a spent byte budget or failures in a row propagate (the caller keeps facts())."""
         share = self.share
         stack: list[tuple[str, int, tuple[str, ...]]] = [(root, 0, ())]
         try:
@@ -139,6 +152,12 @@ class BoundedWalk:
                     entries, cut = self.tree.listdir(path, self.limits.max_entries)
                 except Unreadable:
                     continue
+                except Stop:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - this folder's step failed; the walk goes on
+                    self._failed("listing", exc, first=path == root and not share.readable)
+                    continue
+                self.in_a_row = 0
                 share.readable = True
                 share.directories += 1
                 share.entries += len(entries)
@@ -199,11 +218,21 @@ class BoundedWalk:
             return False
         except Unreadable:
             return True
+        except Stop:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this file's step failed: counted from its name
+            self._failed("file head", exc)
+            return False
         data = data[:limit]
         self.budget.sniffed += 1
         self.share.files_sniffed += 1
         self.share.bytes_read += len(data)
-        found = sniff(bytes(data), item.name, budget=budget, complete=complete and len(data) < budget)
+        try:
+            found = sniff(bytes(data), item.name, budget=budget, complete=complete and len(data) < budget)
+        except Exception as exc:  # noqa: BLE001 - a sniffer bug on hostile bytes: counted from its name
+            self._failed("file sniff", exc)
+            return False
+        self.in_a_row = 0
         if found.kind in MEDICAL_KINDS:  # a magic number the content did not confirm is an estimate
             count = self.counts.setdefault(found.kind, FileKindCount())
             if found.verified:
@@ -213,8 +242,25 @@ class BoundedWalk:
             self.phi.setdefault(found.kind, set()).update(found.phi_attributes)
         return True
 
+    def _failed(self, step: str, exc: Exception, first: bool = False) -> None:
+        """One listing or head failed: keep its status and go on.
+
+        The exception propagates (the session's own handler gives the status, the facts
+        stay) when the root itself could not be listed, when the byte budget is spent, or
+        after a few failures in a row: the connection is then likely gone.
+        """
+        status, detail = failure_of(exc)
+        self.failures.append(StepFailure(step, status, detail))
+        self.share.limited = True
+        self.in_a_row += 1
+        if first or self.in_a_row >= MAX_FAILED_IN_A_ROW or isinstance(exc, BudgetSpent):
+            raise exc
+
     def facts(self) -> ShareFacts:
         share = self.share
+        if self.failures and share.error is None:
+            first = self.failures[0]
+            share.error = f"{len(self.failures)} step(s) failed; first: {first.step}: {first.detail}"[:200]
         share.files = {kind: self.counts[kind] for kind in MEDICAL_KINDS if kind in self.counts}
         share.phi_attributes = {kind: sorted(names) for kind, names in sorted(self.phi.items()) if names}
         return share
