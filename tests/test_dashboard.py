@@ -339,3 +339,63 @@ def test_watch_serve_runs_the_dashboard_beside_the_watcher(tmp_path):
         out, err = watcher.communicate(timeout=60)
     assert watcher.returncode == 0, err[-500:]
     assert TOKEN not in out + err
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_serve_over_tls_sets_secure_cookies_and_hsts(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    port = _free_port()
+    config = tmp_path / "watch.yaml"
+    config.write_text(f"store: sqlite:///{tmp_path}/w.db\njobs:\n  - name: j\n    targets: [127.0.0.1]\n"
+                      f"dashboard:\n  listen: 127.0.0.1:{port}\n  token_env: DASH_TOKEN\n"
+                      f"  tls_cert: {cert}\n  tls_key: {key}\n")
+    env = {"DASH_TOKEN": TOKEN, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-m", "phiwatch", "serve", str(config)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/healthz", verify=str(cert), timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        with httpx.Client(base_url=base, verify=str(cert), timeout=5) as client:
+            with pytest.raises(httpx.TransportError):  # no plain HTTP on the TLS port
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            page = client.get("/login")
+            assert page.headers["strict-transport-security"].startswith("max-age=")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            assert "Secure" in page.headers["set-cookie"]
+            response = client.post("/login", data={"csrf": csrf, "token": TOKEN}, headers={"origin": base})
+            assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+            assert client.get("/api/jobs").status_code == 200  # the session works over TLS
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    assert TOKEN not in out + err
