@@ -19,6 +19,7 @@ from ..watch.tables import ACTIVE, STATES, EventRow, JobRow, RunRow, TrackedFind
 
 SEVERITIES = [s.value for s in sorted(Severity, key=lambda s: -s.rank)]
 PER_PAGE = 50
+HOST_FINDINGS = 200  # a host page shows its worst 200 tracked findings; the findings page has them all
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -133,7 +134,7 @@ def host(session: Session, address: str, history: int = 200) -> dict[str, Any]:
                                .where(ServiceRow.host == address, ServiceRow.scan_id.in_(recent)))
         for scan_id, port, protocol, status in sorted(rows, key=lambda r: order[r[0]]):
             services.setdefault(port, {"port": port, "protocol": protocol, "status": status, "scan_id": scan_id})
-    tracked = lifecycle.host_findings(session, address)
+    tracked, total = lifecycle.list_findings(session, host=address, per_page=HOST_FINDINGS)  # worst first
     now = datetime.now(UTC)
     events = session.execute(
         select(EventRow.kind, EventRow.at, EventRow.job, TrackedFinding.port, TrackedFinding.check_id)
@@ -143,6 +144,7 @@ def host(session: Session, address: str, history: int = 200) -> dict[str, Any]:
         "host": address,
         "services": [services[p] for p in sorted(services)],
         "findings": [finding_dict(r, now) for r in tracked],
+        "findings_total": total,  # the rest: /findings?host=...
         "history": [{"kind": k, "at": iso(at), "job": job, "port": port, "check_id": check}
                     for k, at, job, port, check in events],
     }
