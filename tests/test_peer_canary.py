@@ -4,10 +4,13 @@ One table: each row is a peer that puts the canary where a server of its protoco
 text (banners, page titles after a redirect, realms, Server headers, FTP welcome lines,
 certificate subject and alternative names, share, module, export, bucket and folder names,
 error texts, DICOMweb JSON, a DICOM implementation version name, HL7 and ASTM pushed on
-connect). Real servers where one can carry the field (Python's http.server and pyftpdlib
-serving a folder named after the canary), a scripted peer (tests/parrot.py) where no real
-server sends it. One scan through the real command covers them all; then scan.json, the
-store, the log, the console and every report format (html, csv, sarif, md) are searched.
+connect). Real servers where one can carry the field (Python's http.server, pyftpdlib,
+rsyncd, rclone's WebDAV server and the lab's moto S3 runner serving folders and keys named
+after the canary; Samba with a share named and described with it), a scripted peer
+(tests/parrot.py) where no real server sends it. Each real server runs in a session of its
+own and is stopped by its own process group (Samba's runner signals process groups). One
+scan through the real command covers them all; then scan.json, the store, the log, the
+console and every report format (html, csv, sarif, md) are searched.
 """
 
 from __future__ import annotations
@@ -248,6 +251,83 @@ def server_process(args: list[str], port: int) -> Iterator[int]:
         process.wait(10)
 
 
+@contextmanager
+def spawned(argv: list[str], port: int, wait: float = 30) -> Iterator[int]:
+    """A real server in a session of its own (so stopping its process group never reaches pytest's)."""
+    import os
+    import signal
+
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and process.poll() is None:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield port
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # its own group: the server and what it started
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+SHARE = f"{CANARY}_JOHN"  # a Samba share named after a patient, with the patient in its comment
+
+
+def samba(folder: Path, tree: Path) -> list[str]:
+    """The lab's guest Samba configuration plus one share named and described with the canary."""
+    from phiwatch_lab import samba as lab_samba
+
+    port = free_port()
+    lab_samba.prepare(folder, port - lab_samba.GUEST_OFFSET, guest=True)
+    config = folder / "smb.conf"
+    config.write_text(config.read_text() + f"[{SHARE}]\n  path = {tree}\n  guest ok = yes\n"
+                      f"  comment = images of {PERSON}\n")
+    return [sys.executable, "-m", "phiwatch_lab.samba", str(config), str(port)]
+
+
+def rsync_daemon(folder: Path, tree: Path) -> list[str]:
+    from phiwatch_lab import rsyncd
+
+    port = free_port()
+    secrets_file = folder / "rsyncd.secrets"
+    secrets_file.write_text("archivist:not-used-here\n")
+    secrets_file.chmod(0o600)
+    config = folder / "rsyncd.conf"
+    config.write_text(rsyncd.render_config(port, tree, secrets_file, folder / "rsyncd.log"))
+    return [rsyncd.RSYNC, "--daemon", "--no-detach", f"--config={config}", str(port)]
+
+
+def rclone_webdav(tree: Path) -> list[str]:
+    from phiwatch_lab import rclone
+
+    port = free_port()
+    return ["env", "RCLONE_CONFIG=/dev/null", rclone.binary(), "serve", "webdav", str(tree),
+            "--addr", f"127.0.0.1:{port}", "--read-only", "--log-level", "ERROR", str(port)]
+
+
+def moto_s3(tree: Path) -> list[str]:
+    port = free_port()
+    return [sys.executable, "-m", "phiwatch_lab.s3", "--port", str(port), "--tree", str(tree), str(port)]
+
+
+# Real servers whose share, module, bucket-key and folder names carry the canary: name -> argv maker.
+# (The last argv word is the port: it is taken off before starting.)
+REAL_SERVERS: dict[str, Callable[[Path, Path], list[str]]] = {
+    "samba": lambda folder, tree: samba(folder / "samba", tree),
+    "rsyncd": lambda folder, tree: rsync_daemon(folder, tree),
+    "rclone-webdav": lambda folder, tree: rclone_webdav(tree),
+    "moto-s3": lambda folder, tree: moto_s3(tree),
+}
+
+
 # --- the table --------------------------------------------------------------------
 
 
@@ -284,6 +364,11 @@ def scanned(tmp_path_factory) -> dict:
             ["-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tree), str(port)], port))
         ports["pyftpdlib"] = stack.enter_context(server_process(
             ["-m", "pyftpdlib", "-i", "127.0.0.1", "-p", str(port := free_port()), "-d", str(tree)], port))
+        servers = tmp_path_factory.mktemp("canary-servers")  # their own files hold the canary: not searched
+        (servers / "samba").mkdir()
+        for name, make in REAL_SERVERS.items():
+            *argv, port_text = make(servers, tree)
+            ports[name] = stack.enter_context(spawned(argv, int(port_text)))
         out, db, log = folder / "out", folder / "phiwatch.db", folder / "scan.log"
         scan = subprocess.run(
             [sys.executable, "-m", "phiwatch", "scan", "127.0.0.1", "-p", ",".join(map(str, ports.values())),
@@ -314,6 +399,28 @@ def test_every_row_was_exercised(scanned):
     rsync = services[scanned["ports"]["rsync"]]["repository"]
     names = [share["name"] for share in rsync["shares"]]
     assert "imaging" in names and any(n.startswith("#") for n in names)  # generic kept, personal hashed
+
+
+def test_the_real_servers_walked_the_canary_names(scanned):
+    """Samba share (name and comment), rsync module folders, WebDAV folders and S3 keys named after the
+    canary were listed and walked: the canary tree's three folders and its two files, in each."""
+    services = {s["port"]: s for s in scanned["result"]["services"]}
+
+    def shares(name: str, protocol: str) -> dict[str, dict]:
+        service = services[scanned["ports"][name]]
+        assert service["protocol"] == protocol and service["status"] == "exposed", (name, service["status"])
+        return {share["name"]: share for share in service["repository"]["shares"]}
+
+    samba = shares("samba", "smb")
+    (hashed,) = [share for name, share in samba.items() if name.startswith("#")]
+    assert hashed["name"].endswith(f"({len(SHARE)} chars)")  # the canary share, listed and kept hashed
+    walked = [shares("rsyncd", "rsync")["imaging"], shares("moto-s3", "s3")["pacs-export"], hashed]
+    dav = services[scanned["ports"]["rclone-webdav"]]["repository"]
+    assert dav["listing"] == "webdav"
+    walked.append(dav["shares"][0])
+    for share in walked:
+        assert share["readable"] and share["directories"] == 3 and share["files_sniffed"] == 2, share
+        assert share["files"]["dicom"]["verified"] == 1 and share["files"]["hl7"]["verified"] == 1
 
 
 def outputs(folder: Path) -> Iterator[tuple[str, bytes]]:
@@ -376,3 +483,4 @@ def test_the_lab_feeds_are_critical_exposures_counted_by_type(lab_plugin, tmp_pa
         assert all(f["severity"] == "critical" for f in result["findings"] if f["port"] == service["port"])
     everything = (tmp_path / "scan.json").read_text() + (tmp_path / "report.html").read_text() + scan.stdout
     assert not [s for s in CANARY_STRINGS if s in everything]
+
