@@ -484,3 +484,54 @@ def test_the_lab_feeds_are_critical_exposures_counted_by_type(lab_plugin, tmp_pa
     everything = (tmp_path / "scan.json").read_text() + (tmp_path / "report.html").read_text() + scan.stdout
     assert not [s for s in CANARY_STRINGS if s in everything]
 
+
+
+def test_an_nfs_export_named_after_the_canary_is_in_no_output(tmp_path_factory):
+    """nfs-ganesha in the lab's network namespace (rpcbind in a private mount namespace there, so the
+    machine's rpcbind is untouched) with one more export whose pseudo path is the canary, holding
+    the canary tree: the export is listed, mounted and walked, and no output holds the canary."""
+    import os
+
+    from phiwatch_lab import nfs as lab_nfs
+    from phiwatch_lab.canary import CANARY_STRINGS
+    from phiwatch_lab.errors import LabError
+
+    try:
+        lab_nfs.check_installed()
+    except LabError as exc:
+        pytest.skip(str(exc))
+    base = int(os.environ.get("PHIWATCH_TEST_BASE", "31100")) + 700  # a namespace of this module's own
+    folder = tmp_path_factory.mktemp("canary-nfs")
+    folder.chmod(0o755)
+    prepared = lab_nfs.prepare(folder, base)
+    tree = canary_tree(folder / "canary")
+    for path in (folder / "canary", tree, *tree.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    config = folder / "ganesha.conf"
+    config.write_text(config.read_text() + lab_nfs._export(9, tree, f"/{CANARY}_JOHN", "*"))
+    host = lab_nfs.addresses(base)[1]
+    out = tmp_path_factory.mktemp("canary-nfs-out")
+    with spawned(prepared.argv, 2049, wait=0):
+        deadline = time.monotonic() + 40
+        while not lab_nfs.ready(base):
+            assert time.monotonic() < deadline, "nfs-ganesha did not start"
+            time.sleep(0.5)
+        scan = subprocess.run(
+            [sys.executable, "-m", "phiwatch", "scan", host, "-p", "111,2049", "--output", str(out / "scan"),
+             "--db", str(out / "phiwatch.db"), "--log-file", str(out / "scan.log"), "--timeout", "2"],
+            capture_output=True, text=True, timeout=300)
+    report = subprocess.run([sys.executable, "-m", "phiwatch", "report", str(out / "scan"), "-f",
+                             "html,csv,sarif,md", "-o", str(out / "reports")], capture_output=True, text=True,
+                            timeout=120)
+    assert scan.returncode in (0, 1), scan.stderr[-2000:]
+    assert report.returncode == 0, report.stderr[-2000:]
+    result = json.loads((out / "scan" / "scan.json").read_text())
+    (service,) = [s for s in result["services"] if s["port"] == 2049]
+    shares = service["repository"]["shares"]
+    named = [s for s in shares if s["name"].endswith(f"({len(CANARY) + 6} chars)")]  # "/PWPEERCANARY_JOHN"
+    assert named and named[0]["readable"] and named[0]["files_sniffed"] == 2, shares  # listed and walked
+    needles = [CANARY, CANARY.lower(), "19010203", *CANARY_STRINGS]
+    texts = [scan.stdout, scan.stderr, report.stdout, report.stderr,
+             *(p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file())]
+    assert len(texts) >= 4 + 7
+    assert not [n for n in needles for t in texts if n.upper() in t.upper()]
