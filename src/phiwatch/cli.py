@@ -476,6 +476,11 @@ def report(
         writable_folder(output, "--output")
     except TargetError as exc:
         raise UserError(str(exc)) from None
+    from .audit.report import audit_file
+
+    if (audited := audit_file(scan_ref)) is not None:
+        _report_audit(audited, output, chosen, shown)
+        return
     result = _load_scan(scan_ref, db)
     if shown is not None:
         result = result.model_copy(update={"findings": [f for f in result.findings if f.severity in shown]})
@@ -488,6 +493,23 @@ def report(
     from .reports.trust_view import summary_line
 
     console().print(summary_line(result), markup=False)
+
+
+def _report_audit(path: Path, output: Path, chosen: list[str], shown: frozenset[Severity] | None) -> None:
+    """`phiwatch report audit.json`: the audit's reports again, in every chosen format."""
+    from pydantic import ValidationError
+
+    from .audit.report import load, summary, write
+
+    try:
+        result = load(path)
+    except (OSError, ValidationError) as exc:
+        raise UserError(f"{str(path)!r} is not a phiwatch audit.json ({type(exc).__name__})") from None
+    if shown is not None:
+        result = result.model_copy(update={"findings": [f for f in result.findings if f.severity in shown]})
+    for written in write(result, output, chosen):
+        console().print(f"{written.name} written to {written}", markup=False)
+    console().print(summary(result), markup=False)
 
 
 @app.command(cls=Command)

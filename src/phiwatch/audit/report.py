@@ -1,8 +1,10 @@
 """Audit outputs: audit.json, the report formats of `phiwatch report`, the console text and --diff.
 
 The HTML, CSV, Markdown and SARIF writers render a ScanResult; an audit is handed to them as
-one (no services, the findings with their location and fix folded into the evidence for the
-formats that have no place for them; SARIF gets physical locations with a start line).
+one (no services). The HTML and Markdown writers also take an AuditView (what was audited, in
+counts) and show each finding's location and fix lines; for CSV and SARIF the location and fix are
+folded into the evidence (SARIF also gets physical locations with a start line).
+`phiwatch report audit.json` renders the same formats again from audit.json.
 Nothing is written in place: --diff prints a unified diff, the files stay as they are.
 """
 
@@ -11,33 +13,54 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..models import Finding, ScanInfo, ScanOptions, ScanResult, TargetSummary
 from ..reports.atomic import write_atomic
-from .model import AuditResult
+from ..reports.audit_view import NOT_AUDITED, STATUS_LABELS, AuditView, fix_lines
+from .model import AuditedFile, AuditResult, FileStatus
 from .source import MASK, redact
 
 FORMATS = ("json", "html", "csv", "sarif", "md")
 
 
-def fix_text(finding: Finding) -> list[str]:
-    lines: list[str] = []
-    for change in finding.fix or []:
-        if change.old is not None:
-            lines.append(f"line {change.line}: - {change.old.strip()}")
-            if change.new is not None:
-                lines.append(f"line {change.line}: + {change.new.strip()}")
-        elif change.new is not None:
-            for new in change.new.splitlines():
-                lines.append(f"after line {change.line}: + {new.strip()}")
-    return lines
+fix_text = fix_lines
+# the walker's line for files it only counts (their names are not shown): "N files or folders under ..."
+_COUNTED = re.compile(r"^(\d+) files or folders under this path")
 
 
-def as_scan(result: AuditResult) -> ScanResult:
+def _weight(record: AuditedFile) -> int:
+    found = _COUNTED.match(record.message or "") if record.kind is None else None
+    return int(found.group(1)) if found else 1
+
+
+def view(result: AuditResult) -> AuditView:
+    """What was audited, in counts: files by kind and by status (never a name)."""
+    statuses: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for record in result.files:
+        statuses[record.status.value] += _weight(record)
+        if record.status == FileStatus.AUDITED and record.kind:
+            kinds[record.kind] += 1
+    info, bounds = result.audit, result.audit.bounds
+    limits = (f"at most {bounds.max_files:,} files, {bounds.max_bytes:,} bytes a file, folder depth "
+              f"{bounds.max_depth}, include depth {bounds.max_include_depth}; served folders "
+              + ("sniffed" if bounds.sniff_served else "not read"))
+    return AuditView(
+        id=info.id, target=info.target, paths=list(info.paths),
+        kinds=sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])),
+        statuses=[(label, statuses[status]) for status, label in STATUS_LABELS.items() if statuses[status]],
+        seen=sum(statuses.values()), parsed=statuses[FileStatus.AUDITED.value],
+        not_audited=sum(statuses[status] for status in NOT_AUDITED),
+        bounds="read-only calls to the account" if info.target == "s3" else limits)
+
+
+def as_scan(result: AuditResult, folded: bool = True) -> ScanResult:
+    """The audit as a scan without services; `folded` puts location and fix into the evidence."""
     findings: list[Finding] = []
-    for finding in result.findings:
+    for finding in result.findings if folded else []:
         where = ""
         if finding.location:
             where = finding.location.path + (f":{finding.location.line}" if finding.location.line else "") + ": "
@@ -49,8 +72,8 @@ def as_scan(result: AuditResult) -> ScanResult:
                           calling_ae="", called_ae="", guess_aet=False, byte_budget=0)
     targets = TargetSummary(specs=info.paths, excludes=[], addresses=0, ports=[])
     scan = ScanInfo(id=info.id, start=info.start, end=info.end, version=info.version, options=options,
-                    targets=targets)
-    return ScanResult(scan=scan, findings=findings)
+                    targets=targets, complete=view(result).complete)
+    return ScanResult(scan=scan, findings=findings if folded else list(result.findings))
 
 
 def scrub(text: str, secrets: set[str]) -> str:
@@ -69,15 +92,40 @@ def write_json(result: AuditResult, directory: Path) -> Path:
 
 def write(result: AuditResult, directory: Path, formats: list[str]) -> list[Path]:
     """audit.json and the scan's report formats, secrets masked before any byte reaches the disk."""
-    from ..reports import write_report
+    from ..reports import AUDIT_AWARE, write_report
 
     written = [write_json(result, directory)] if "json" in formats else []
-    scan = as_scan(result)
+    folded, plain, shown = as_scan(result), as_scan(result, folded=False), view(result)
     secrets = result.all_secrets()
     for name in formats:
-        if name != "json":
-            written.append(write_report(name, scan, directory, lambda text: scrub(text, secrets)))
+        if name in AUDIT_AWARE:
+            written.append(write_report(name, plain, directory, lambda text: scrub(text, secrets), shown))
+        elif name != "json":
+            written.append(write_report(name, folded, directory, lambda text: scrub(text, secrets)))
     return written
+
+
+def audit_file(reference: str) -> Path | None:
+    """An audit.json named directly, or in a folder that has no scan.json: what `phiwatch report` re-renders."""
+    path = Path(reference)
+    if path.is_dir():
+        if (path / "scan.json").exists() or not (path / "audit.json").is_file():
+            return None
+        return path / "audit.json"
+    if path.is_file() and path.name != "scan.json":
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            return None
+        if b'"audit"' in head and b'"schema_version"' in head:
+            return path
+    return None
+
+
+def load(path: Path) -> AuditResult:
+    """audit.json as written (its secrets were masked before it was written)."""
+    return AuditResult.model_validate_json(path.read_bytes())
 
 
 def unified_diff(result: AuditResult, max_bytes: int = 1_048_576) -> str:

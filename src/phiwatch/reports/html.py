@@ -24,6 +24,8 @@ from ..compliance import FrameworkSummary, fully_observed, summarise
 from ..geo import ATTRIBUTION, locate
 from ..models import UNFINISHED, Finding, ProbeStatus, ScanResult, Service, Severity
 from ..targets import address_order
+from .audit_view import STATUS_LABELS, AuditView, fix_first_files, fix_lines
+from .audit_view import location as location_of
 from .digest import by_check, fix_first
 from .totals import ScanCounts, count_parts, scan_counts
 from .trust_view import mark, trust_view
@@ -340,6 +342,9 @@ class Affected:
     remediation: str | None  # only when it differs from the check's
     mark: str
     honeypot: bool
+    where: str = ""  # an audit finding: path:line
+    service: str = ""  # an audit finding about a listening service: its port (and address when bound to one)
+    fix: list[str] = field(default_factory=list)  # an audit finding: the lines to change
 
 
 @dataclass
@@ -421,7 +426,10 @@ def _affected(f: Finding, remediation: str, location: str, trust: tuple[str, boo
     return Affected(
         address=address(f.host, f.port), protocol=clean(f.protocol, 20), location=location, evidence=evidence,
         counts=count_parts(f.exposure), phi_attributes=phi, phi_in_evidence=all(name in evidence for name in phi),
-        remediation=own if own != remediation else None, mark=trust[0], honeypot=trust[1])
+        remediation=own if own != remediation else None, mark=trust[0], honeypot=trust[1],
+        where=clean(location_of(f), 400), fix=[clean(line, 400) for line in fix_lines(f)],
+        service=(f"{clean(f.protocol, 20)} " + (address(f.host, f.port) if f.host else f"port {f.port}"))
+        if f.port else "")
 
 
 def _tiles(result: ScanResult, numbers: ScanCounts, truncated: bool, hosts_with_findings: int,
@@ -453,8 +461,58 @@ def _tiles(result: ScanResult, numbers: ScanCounts, truncated: bool, hosts_with_
     return tiles
 
 
-def build_context(result: ScanResult) -> dict[str, Any]:
-    """Everything the template shows, as plain strings and numbers."""
+@dataclass
+class FileRow:
+    """The audit's fix-first row: a configuration file, its worst finding and where it is."""
+
+    path: str
+    worst: str
+    worst_title: str
+    worst_anchor: str
+    where: str
+    findings: int
+
+
+def _audit_context(audit: AuditView, groups: list[CheckGroup], anchors: dict[tuple[str, int, str], str],
+                   result: ScanResult, numbers: ScanCounts) -> dict[str, Any]:
+    """What an audit shows instead of the scan's header, tiles, fix-first table, charts and services."""
+    rows = [FileRow(path=clean(item.path, 400), worst=item.worst.severity.value,
+                    worst_title=clean(item.worst.title, 160),
+                    worst_anchor=anchors.get((item.worst.host, item.worst.port, item.worst.check_id), ""),
+                    where=clean(location_of(item.worst), 400), findings=item.findings)
+            for item in fix_first_files(result.findings)]
+    files_with_findings = {f.location.path for f in result.findings if f.location is not None}
+    tiles = [
+        Tile("Configurations parsed", f"{audit.parsed:,}", f"of {plural(audit.seen, 'file')} seen", "parsed"),
+        Tile("Not fully audited", f"{audit.not_audited:,}", "malformed, too large, unreadable or skipped",
+             "not-audited"),
+        Tile("Findings", f"{numbers.findings:,}", "", "findings",
+             [(s.value, numbers.by_severity.get(s, 0), SEVERITY_COLOURS[s]) for s in SEVERITIES]),
+        Tile("Files with findings", f"{len(files_with_findings):,}", f"of {plural(audit.parsed, 'configuration')}",
+             "files"),
+    ]
+    return {
+        "audit": {
+            "id": clean(audit.id, 80),
+            "target": audit.target,
+            "paths": [clean(p, 200) for p in audit.paths[:12]],
+            "more_paths": max(len(audit.paths) - 12, 0),
+            "kinds": [(clean(k, 60), n) for k, n in audit.kinds],
+            "statuses": audit.statuses,
+            "status_labels": STATUS_LABELS,
+            "seen": audit.seen,
+            "parsed": audit.parsed,
+            "not_audited": audit.not_audited,
+            "complete": audit.complete,
+            "bounds": clean(audit.bounds, 300),
+        },
+        "tiles": tiles,
+        "fix_files": rows,
+    }
+
+
+def build_context(result: ScanResult, audit: AuditView | None = None) -> dict[str, Any]:
+    """Everything the template shows, as plain strings and numbers; with `audit`, an audit's report."""
     places: dict[str, Place] = {}
 
     def where(host: str) -> Place:
@@ -495,11 +553,14 @@ def build_context(result: ScanResult) -> dict[str, Any]:
             remediation=clean(first.remediation, 4000), references=[clean(r, 300) for r in first.references],
             categories=list(first.categories), requirements=_requirements(first), affected=[], hosts=[])
         groups.append(group)
+        if audit is not None:  # each location once, in file and line order
+            found = sorted(found, key=lambda f: (f.location.path if f.location else "",
+                                                 (f.location.line or 0) if f.location else 0))
         for f in found:
             anchors[(f.host, f.port, f.check_id)] = group.anchor
             group.affected.append(_affected(f, group.remediation, where(f.host).label,
                                             marks.get((f.host, f.port), ("", False))))
-            host = clean(f.host, 80)
+            host = clean(f.location.path if audit is not None and f.location else f.host, 200)
             if host not in group.hosts:
                 group.hosts.append(host)
 
@@ -569,6 +630,8 @@ def build_context(result: ScanResult) -> dict[str, Any]:
 
     info = result.scan
     specs = [clean(s, 120) for s in info.targets.specs]
+    audit_context = _audit_context(audit, groups, anchors, result, numbers) if audit is not None else {
+        "audit": None, "fix_files": []}
     return {
         "scan": {
             "id": clean(info.id, 80),
@@ -605,6 +668,7 @@ def build_context(result: ScanResult) -> dict[str, Any]:
             f"{clean(s.host, 80)}:{s.port}": {"text": clean(mark(s.trust), 400), "honeypot": s.trust.honeypot}
             for s in services if s.trust is not None and mark(s.trust)
         },
+        **audit_context,
     }
 
 
@@ -623,9 +687,9 @@ def _environment() -> Environment:
     )
 
 
-def render(result: ScanResult) -> str:
+def render(result: ScanResult, audit: AuditView | None = None) -> str:
     template = _environment().get_template("report.html.j2")
-    return template.render(**build_context(result))
+    return template.render(**build_context(result, audit))
 
 
 def write(result: ScanResult, directory: Path) -> Path:

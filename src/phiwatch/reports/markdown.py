@@ -1,5 +1,7 @@
 """report.md: the HTML report's order in Markdown, to paste into a ticket: summary, exposure ladder,
 the services to fix first, findings grouped by check (texts once, then the services), compliance.
+Given an AuditView, the same order for a configuration audit: what was audited (counts), the files
+to fix first, findings by check with their location and fix lines, compliance.
 
 Evidence and host-derived strings come from hostile hosts: control and bidi characters
 become '?', line breaks become spaces, HTML-significant characters become entities and
@@ -15,6 +17,7 @@ from pathlib import Path
 from ..compliance import INFO_ONLY, fully_observed, summarise
 from ..geo import ATTRIBUTION, locate, summarise_countries
 from ..models import Exposure, Finding, ScanResult, Severity, Trust
+from .audit_view import AuditView, fix_first_files, fix_lines, location
 from .digest import by_check, fix_first
 from .totals import count_parts, scan_counts
 from .trust_view import mark, trust_of, trust_view
@@ -120,10 +123,43 @@ def _ladder(result: ScanResult) -> list[str]:
     return lines
 
 
-def _compliance(result: ScanResult) -> list[str]:
+def _audited(audit: AuditView) -> list[str]:
+    """What an audit read, in counts: never the name of a file that is not a configuration."""
+    lines = ["## What was audited", "",
+             "Counts only: files that are not configurations are never named (folders of medical data are often "
+             "named after patients).", ""]
+    lines += _table(["Configurations parsed, by kind", "Files"],
+                    [[escape(kind), str(count)] for kind, count in audit.kinds] or [["none recognised", "0"]])
+    lines += _table(["Files by status", "Files"],
+                    [[escape(status), str(count)] for status, count in audit.statuses] + [["seen in all",
+                                                                                             str(audit.seen)]])
+    if not audit.complete:
+        files = "1 file" if audit.not_audited == 1 else f"{audit.not_audited} files"
+        lines += [f"{files} could not be fully audited: what was not read is not in this report."
+                  if audit.parsed else "No configuration was parsed.", ""]
+    return lines
+
+
+def _audit_fix_first(result: ScanResult) -> list[str]:
+    items = fix_first_files(result.findings)
+    lines = ["## Fix first", ""]
+    if not items:
+        return lines + ["No configuration has a critical or high finding.", ""]
+    lines += ["Every configuration with a critical or high finding, worst first.", ""]
+    rows = [[escape(item.path), f"{item.worst.severity.value}: {escape(item.worst.title)}",
+             escape(location(item.worst)), str(item.findings)] for item in items]
+    return lines + _table(["Configuration", "Worst finding", "Where", "Findings"], rows)
+
+
+def _compliance(result: ScanResult, audit: AuditView | None = None) -> list[str]:
     lines = ["## Compliance", ""]
     complete = fully_observed(result)
-    if not complete:
+    if audit is not None:
+        lines += ["A requirement passes only when every configuration found was read and none of its checks fired "
+                  "in them; it speaks for the configurations audited here only.", ""]
+        if not complete:
+            lines += ["Not every configuration could be read: no requirement is shown as passing.", ""]
+    elif not complete:
         lines += ["The scan was cut short: no requirement is shown as passing.", ""]
     rows = []
     for summary in summarise(result.findings, complete=complete):
@@ -135,13 +171,14 @@ def _compliance(result: ScanResult) -> list[str]:
     return lines
 
 
-def _check(number: int, group: list[Finding], trusts: dict[tuple[str, int], Trust]) -> list[str]:
-    """One check: its texts once, then a row per service it fired on."""
+def _check(number: int, group: list[Finding], trusts: dict[tuple[str, int], Trust],
+           audit: bool = False) -> list[str]:
+    """One check: its texts once, then a row per service (an audit: per location) it fired on."""
     first = group[0]
     description, risk = first.description, first.risk  # the texts the finding was made with
     compliance = "; ".join(f"{escape(framework)} {', '.join(escape(r) for r in ids)}"
                            for framework, ids in first.compliance.items() if ids)
-    services = "service" if len(group) == 1 else "services"
+    services = ("location" if audit else "service") + ("" if len(group) == 1 else "s")
     lines = [f"### {number}. {escape(first.title)}", "",
              f"- **Severity:** {first.severity.value}, {len(group)} {services}",
              f"- **Check:** {escape(first.check_id)}"]
@@ -155,6 +192,8 @@ def _check(number: int, group: list[Finding], trusts: dict[tuple[str, int], Trus
         lines.append("- **References:**")
         lines += [f"  - {escape(reference)}" for reference in first.references]
     lines.append("")
+    if audit:
+        return lines + _locations(group, first)
     rows = []
     for finding in group:
         exposure = _counts(finding.exposure)
@@ -171,7 +210,53 @@ def _check(number: int, group: list[Finding], trusts: dict[tuple[str, int], Trus
     return lines + _table(["Service", "Protocol", "Where", "Evidence", "Counts", "Trust"], rows)
 
 
-def render(result: ScanResult) -> str:
+def _locations(group: list[Finding], first: Finding) -> list[str]:
+    """An audit check's rows: location, evidence and the lines to change, in file and line order."""
+    rows = []
+    for finding in sorted(group, key=lambda f: (f.location.path if f.location else "",
+                                                (f.location.line or 0) if f.location else 0)):
+        evidence = escape(finding.evidence)
+        if finding.remediation != first.remediation:
+            evidence += f" Remediation here: {escape(finding.remediation)}"
+        # escaped text, not code spans: a backslash escape would show inside a code span
+        fix = "<br>".join(escape(line, 400) for line in fix_lines(finding)) or "see the remediation"
+        rows.append([escape(location(finding)) or "-", evidence, fix])
+    return _table(["Location", "Evidence", "Fix: lines to change"], rows)
+
+
+def _render_audit(result: ScanResult, audit: AuditView) -> str:
+    scan = result.scan
+    paths = ", ".join(escape(p, 200) for p in audit.paths[:12])
+    lines = [
+        f"# phiwatch configuration audit {escape(audit.id)}",
+        "",
+        f"Audit started {scan.start.isoformat(timespec='seconds')}"
+        + (f", ended {scan.end.isoformat(timespec='seconds')}" if scan.end else "")
+        + f"; phiwatch {escape(scan.version)}; audited: {paths or 'nothing'}"
+        + (f" and {len(audit.paths) - 12} more" if len(audit.paths) > 12 else "")
+        + f"; {audit.parsed} of {audit.seen} files parsed" + ("." if audit.complete else "; partial audit."),
+        "",
+        f"Limits: {escape(audit.bounds)}. Nothing was changed in the files audited; secret values are masked.",
+        "",
+    ]
+    lines += _audited(audit)
+    lines += ["## Findings by severity", ""]
+    lines += _table(["Severity", "Findings"],
+                    [[s.value, str(sum(f.severity == s for f in result.findings))] for s in SEVERITIES])
+    lines += _audit_fix_first(result)
+    lines += ["## Findings", ""]
+    groups = by_check(result.findings)
+    for number, group in enumerate(groups, start=1):
+        lines += _check(number, group, {}, audit=True)
+    if not groups:
+        lines += ["No findings.", ""]
+    lines += _compliance(result, audit)
+    return "\n".join(lines)
+
+
+def render(result: ScanResult, audit: AuditView | None = None) -> str:
+    if audit is not None:
+        return _render_audit(result, audit)
     scan = result.scan
     lines = [
         f"# phiwatch report {escape(scan.id)}",
