@@ -78,3 +78,43 @@ def test_every_probe_the_protocol_table_names_resolves():
     for spec in PROTOCOLS:
         for probe in (spec.probe and spec.load_probe(), spec.on_http and spec.load_on_http()):
             assert probe is None or asyncio.iscoroutinefunction(probe), spec.name
+
+
+# Start-up: what the real entry point imports for a scan of one closed port, and for --help.
+# Each of these takes tens to hundreds of milliseconds to import and is needed only once a
+# service of its protocol answers, a report is written or a cluster is used.
+NOT_FOR_A_CLOSED_PORT = ["pydicom", "pynetdicom", "httpx", "httpcore", "jinja2", "cryptography", "impacket",
+                         "botocore", "dask", "distributed", "geoip2fast", "numpy", "alembic"]  # fmt: skip
+NOT_FOR_HELP = [*NOT_FOR_A_CLOSED_PORT, "pydantic", "sqlalchemy", "yaml", "uvloop", "asyncio"]
+
+
+def _imported_by(argv: list[str], tmp_path) -> tuple[int, set[str], str]:
+    """Run the installed `phiwatch` with Python's import-time log; the modules it imported."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}  # fmt: skip
+    entry = os.path.join(os.path.dirname(sys.executable), "phiwatch")
+    run = subprocess.run([entry, *argv], capture_output=True, text=True, timeout=60, env=env, check=False)
+    log = [line for line in run.stderr.splitlines() if line.startswith("import time:")]
+    modules = {line.rsplit("|", 1)[1].strip() for line in log}
+    return run.returncode, modules, run.stdout + run.stderr
+
+
+def _heavy(modules: set[str], names: list[str]) -> list[str]:
+    return sorted(name for name in names if any(m == name or m.startswith(name + ".") for m in modules))
+
+
+def test_a_scan_of_a_closed_port_imports_no_protocol_library(tmp_path):
+    # Given nothing listening on 127.0.0.1 port 1, When the real entry point scans it without the store
+    code, modules, output = _imported_by(["scan", "127.0.0.1", "-p", "1", "--no-db"], tmp_path)
+    # Then the scan ran to its end (the engine and the models were loaded) ...
+    assert code == 0, output[-2000:]
+    assert {"phiwatch.scanner", "phiwatch.models"} <= modules
+    # ... without importing a protocol's library, the report templates or the cluster
+    assert _heavy(modules, NOT_FOR_A_CLOSED_PORT) == []
+
+
+def test_help_imports_neither_the_models_nor_the_store(tmp_path):
+    code, modules, output = _imported_by(["--help"], tmp_path)
+    assert code == 0 and "scan" in output
+    assert "typer" in modules
+    assert _heavy(modules, NOT_FOR_HELP) == []

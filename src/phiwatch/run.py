@@ -261,8 +261,7 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
     from .engine import Limits
     from .journal import Journal, request_record
     from .models import ScanInfo, ScanOptions
-    from .probes import dicom, http
-    from .probes.options import ProbeOptions
+    from .probes.options import DicomOptions, HttpOptions, ProbeOptions
     from .scanner import ScanConfig
 
     limits = Limits(
@@ -275,7 +274,7 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
         probe_time=request.probe_time,
         host_time=request.host_time,
     )
-    dicom_options = dicom.DicomOptions(
+    dicom_options = DicomOptions(
         called_ae=request.called_ae,
         called_ae_supplied=request.called_ae_supplied,
         calling_ae=request.calling_ae,
@@ -314,7 +313,7 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
     log.info("scan %s: %d %s", scan_id, plan.total, plan.unit)
     probes = ProbeOptions(
         dicom=dicom_options,
-        http=http.HttpOptions(
+        http=HttpOptions(
             try_default_logins=request.try_default_logins, max_matches=request.max_matches
         ),
     )

@@ -12,9 +12,17 @@ listings) and `phiwatch sniff PATH` (`walk.sniff_path`) build on it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .kinds import DEFAULT_BUDGET, KINDS, Kind, Sniffed, SniffStatus, kind_from_name, safe_entry_name
-from .sniffer import sniff
-from .walk import FileError, KindCount, SniffSummary, sniff_path
+
+if TYPE_CHECKING:
+    from .sniffer import sniff
+    from .walk import FileError, KindCount, SniffSummary, sniff_path
+
+# pydicom (under the DICOM sniffer) loads in a quarter of a second: only when a file is sniffed
+_LAZY = {"sniff": "sniffer", "FileError": "walk", "KindCount": "walk", "SniffSummary": "walk",
+         "sniff_path": "walk"}
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -30,3 +38,11 @@ __all__ = [
     "sniff",
     "sniff_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..content import kind_from_name, sniff
+from ..content.kinds import kind_from_name
 from ..models import FileKindCount, RepositoryFacts, ShareFacts
 from ..sessions import BudgetSpent
 from .options import FileOptions as FileOptions  # re-exported: every repository probe names it
@@ -227,6 +227,8 @@ class BoundedWalk:
         self.budget.sniffed += 1
         self.share.files_sniffed += 1
         self.share.bytes_read += len(data)
+        from ..content.sniffer import sniff  # pydicom: only when a file is read
+
         try:
             found = sniff(bytes(data), item.name, budget=budget, complete=complete and len(data) < budget)
         except Exception as exc:  # noqa: BLE001 - a sniffer bug on hostile bytes: counted from its name
