@@ -84,8 +84,9 @@ def test_every_probe_the_protocol_table_names_resolves():
 # Each of these takes tens to hundreds of milliseconds to import and is needed only once a
 # service of its protocol answers, a report is written or a cluster is used.
 NOT_FOR_A_CLOSED_PORT = ["pydicom", "pynetdicom", "httpx", "httpcore", "jinja2", "cryptography", "impacket",
-                         "botocore", "dask", "distributed", "geoip2fast", "numpy", "alembic"]  # fmt: skip
-NOT_FOR_HELP = [*NOT_FOR_A_CLOSED_PORT, "pydantic", "sqlalchemy", "yaml", "uvloop", "asyncio"]
+                         "botocore", "dask", "distributed", "geoip2fast", "numpy", "alembic",
+                         "sqlalchemy"]  # fmt: skip
+NOT_FOR_HELP = [*NOT_FOR_A_CLOSED_PORT, "pydantic", "yaml", "uvloop", "asyncio"]
 
 
 def _imported_by(argv: list[str], tmp_path) -> tuple[int, set[str], str]:
@@ -109,7 +110,7 @@ def test_a_scan_of_a_closed_port_imports_no_protocol_library(tmp_path):
     # Then the scan ran to its end (the engine and the models were loaded) ...
     assert code == 0, output[-2000:]
     assert {"phiwatch.scanner", "phiwatch.models"} <= modules
-    # ... without importing a protocol's library, the report templates or the cluster
+    # ... without importing a protocol's library, the store (SQLAlchemy), report templates or the cluster
     assert _heavy(modules, NOT_FOR_A_CLOSED_PORT) == []
 
 

@@ -26,11 +26,12 @@ from .cluster import Shard
 from .events import HostDone, ScanEvent, ServiceDone
 from .models import Finding, ScanInfo, ScanResult, Service
 from .scanner import Scanner, ScanOutcome
-from .store import Store
 from .targets import TargetError, TargetSet
 
 if TYPE_CHECKING:
     from .request import ScanRequest
+    from .scratch import ScratchStore
+    from .store import Store
 
 BATCH = 64
 INTERVAL = 1.0
@@ -63,6 +64,8 @@ def resumed_request(request: ScanRequest) -> tuple[ScanRequest, ScanInfo]:
     if request.targets or request.input_lists or request.from_file:
         raise TargetError("--resume takes the targets and options of the stored scan; give no targets")
     scan_id = request.resume or ""
+    from .store import Store
+
     store = Store(request.db)
     try:
         stored = store.plan(scan_id)
@@ -88,7 +91,7 @@ def resumed_request(request: ScanRequest) -> tuple[ScanRequest, ScanInfo]:
 class Journal:
     """Records one scan in the store as it runs; the final result is read back from it."""
 
-    def __init__(self, store: Store, info: ScanInfo, request: dict, shard_size: int) -> None:
+    def __init__(self, store: Store | ScratchStore, info: ScanInfo, request: dict, shard_size: int) -> None:
         self.store = store
         self.scan_id = info.id
         self.buffer: list[tuple[Service, list[Finding]]] = []

@@ -213,10 +213,14 @@ def _list_plan(request: ScanRequest, ports: list[int]) -> _Plan:
 
 
 def _open_store(request: ScanRequest) -> Any:
+    if not request.store:  # --no-db: the journal in memory, without SQLAlchemy
+        from .scratch import ScratchStore
+
+        return ScratchStore()
     from .store import Store, StoreError
 
     try:
-        return Store(request.db) if request.store else Store(memory=True)
+        return Store(request.db)
     except StoreError as exc:
         raise TargetError(str(exc)) from None
 
