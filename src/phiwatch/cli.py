@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 import typer
 from typer.core import TyperCommand
 
-from . import __version__
+from . import __version__, plain_options
 from .audit.cli import register as register_audit
 from .plugins import PluginError, PluginGroup
 from .severity import Severity
@@ -37,6 +37,7 @@ class Command(TyperCommand):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("context_settings", CONTEXT)
         super().__init__(*args, **kwargs)
+        plain_options.install(self.params)  # no pydantic TypeAdapter per option (start-up time)
         for param in self.params:
             if param.param_type_name == "argument":
                 param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]

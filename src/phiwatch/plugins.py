@@ -80,6 +80,12 @@ class PluginGroup(TyperGroup):
 
     _listing = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from . import plain_options
+
+        plain_options.install(self.params)  # no pydantic TypeAdapter per option (start-up time)
+
     def list_commands(self, ctx: Any) -> list[str]:
         names = list(super().list_commands(ctx))
         extra = sorted({*_entry_points(), "lab"} - set(names))
