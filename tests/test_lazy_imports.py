@@ -119,3 +119,17 @@ def test_help_imports_neither_the_models_nor_the_store(tmp_path):
     assert code == 0 and "scan" in output
     assert "typer" in modules
     assert _heavy(modules, NOT_FOR_HELP) == []
+
+
+def test_a_usage_error_answers_before_the_models_load(tmp_path):
+    code, modules, output = _imported_by(["scan", "127.0.0.1", "-p", "70000"], tmp_path)
+    assert code == 2 and "port out of range" in output
+    assert _heavy(modules, [*NOT_FOR_A_CLOSED_PORT, "pydantic", "typer._adapters"]) == []
+
+
+def test_plain_options_need_no_pydantic_adapter(tmp_path):
+    # the scan's options are read without Typer building a TypeAdapter for each (start-up time)
+    code, modules, output = _imported_by(["scan", "127.0.0.1", "-p", "1", "--no-db", "--timeout", "1.5",
+                                          "--per-host", "4", "--exclude", "127.0.0.2"], tmp_path)  # fmt: skip
+    assert code == 0, output[-2000:]
+    assert "typer._adapters" not in modules

@@ -37,10 +37,12 @@ class Command(TyperCommand):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("context_settings", CONTEXT)
         super().__init__(*args, **kwargs)
-        plain_options.install(self.params)  # no pydantic TypeAdapter per option (start-up time)
         for param in self.params:
             if param.param_type_name == "argument":
                 param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return plain_options.install(super().get_params(ctx))  # no pydantic TypeAdapter per option
 
 
 app = typer.Typer(

@@ -49,8 +49,9 @@ class _Plain(RuntimeParam):
         return typers._coerce_value(value, param=param, ctx=ctx)
 
 
-def install(params: list[Any]) -> None:
-    """Plain coercion for the command's parameters Typer would otherwise build an adapter for."""
+def install(params: list[Any]) -> list[Any]:
+    """Plain coercion for the command's parameters (its help and completion options too) Typer
+    would otherwise build an adapter for; the same list back."""
     for param in params:
         descriptor = getattr(param, "type_descriptor", None)
         if descriptor is None or getattr(param, "_runtime_param", False) is not None:
@@ -61,3 +62,4 @@ def install(params: list[Any]) -> None:
         if info.min is not None or info.max is not None or info.clamp:
             continue
         param._runtime_param = _Plain(parameter_info=info, annotation=descriptor.annotation)
+    return params

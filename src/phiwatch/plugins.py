@@ -80,11 +80,10 @@ class PluginGroup(TyperGroup):
 
     _listing = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def get_params(self, ctx: Any) -> list[Any]:
         from . import plain_options
 
-        plain_options.install(self.params)  # no pydantic TypeAdapter per option (start-up time)
+        return plain_options.install(super().get_params(ctx))  # no pydantic TypeAdapter per option
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = list(super().list_commands(ctx))
