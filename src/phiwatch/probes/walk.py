@@ -27,13 +27,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..content.kinds import kind_from_name
+from ..content.kinds import DEFAULT_BUDGET, Sniffed, kind_from_name
 from ..models import FileKindCount, RepositoryFacts, ShareFacts
 from ..sessions import BudgetSpent
 from .options import FileOptions as FileOptions  # re-exported: every repository probe names it
 from .options import WalkLimits
 from .outcome import Outcome as ProbeOutcome
 from .steps import StepFailure, failure_of
+
+
+def sniff(data: bytes, name: str = "", *, budget: int = DEFAULT_BUDGET, complete: bool | None = None) -> Sniffed:
+    """content's sniff, imported when the first file is read (it loads pydicom)."""
+    from ..content.sniffer import sniff as sniff_content
+
+    return sniff_content(data, name, budget=budget, complete=complete)
+
 
 MEDICAL_KINDS = ("dicom", "dicomdir", "hl7", "x12")
 MAX_NAME = 1024  # longer entry names are dropped
@@ -227,8 +235,6 @@ class BoundedWalk:
         self.budget.sniffed += 1
         self.share.files_sniffed += 1
         self.share.bytes_read += len(data)
-        from ..content.sniffer import sniff  # pydicom: only when a file is read
-
         try:
             found = sniff(bytes(data), item.name, budget=budget, complete=complete and len(data) < budget)
         except Exception as exc:  # noqa: BLE001 - a sniffer bug on hostile bytes: counted from its name
