@@ -1,9 +1,11 @@
 """The alert outbox: alerts are rows in the store, written in the transaction that records the run's
 events, then sent. A failed send is retried with a growing delay (1 s, 2 s, 4 s ... at most 5 min)
-until the receiver takes it; a sent alert is marked delivered at once, in its own transaction.
+until the receiver takes it; sent alerts are marked delivered in batches (one UPDATE ... WHERE id IN
+per transaction, on one connection kept for it) while the next ones are sent.
 
 Each row's key (sink and event, or sink and run for a digest) is unique, so an alert is written once;
-a watcher killed between a send and its mark could send that one alert again after a restart: the
+a watcher killed between a send and its mark could send that alert again after a restart, at most
+RESEND_BOUND of them (those in flight and those sent but not yet marked): the
 `X-Phiwatch-Delivery` header (and the e-mail's Message-ID) carry the key so a receiver can drop it.
 """
 
@@ -15,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .alerts import AlertError, Sender, digest_payload, event_payload, sender, wanted
@@ -25,6 +27,9 @@ from .tables import EventRow, OutboxRow, TrackedFinding
 
 MAX_DELAY = 300.0
 BATCH = 2000
+WORKERS = 8  # parallel sends
+UNMARKED = 24  # sent alerts waiting for their mark before a sender waits for it
+RESEND_BOUND = WORKERS + UNMARKED  # the most alerts a kill -9 can make go out a second time
 
 
 def backoff(attempts: int) -> float:
@@ -90,7 +95,7 @@ def enqueue_triage(session: Session, alerts: list[Alert], since: datetime) -> in
 class Deliverer:
     """Sends due outbox rows, several at once; `wake()` after a run makes it look at once."""
 
-    def __init__(self, engine: Engine, alerts: list[Alert], workers: int = 8) -> None:
+    def __init__(self, engine: Engine, alerts: list[Alert], workers: int = WORKERS) -> None:
         self.engine = engine
         self.alerts = {a.name: a for a in alerts if a.name}
         self.senders: dict[str, Sender] = {}
@@ -101,6 +106,7 @@ class Deliverer:
         self.lock = threading.Lock()
         self.sent: list[int] = []  # sent, not yet marked delivered
         self.writing = threading.Lock()  # one outbox write at a time here: no SQLite busy-waits
+        self.marks: Connection | None = None  # kept open for the marks (under `writing`)
 
     def _sender(self, name: str) -> Sender:
         with self.lock:
@@ -140,6 +146,7 @@ class Deliverer:
             chains.setdefault(key, []).append(tuple(row))
         ready = [chain for chain in chains.values() if chain[0][0] in due_ids]  # an earlier one waits: all wait
         results = [r for sent in self.pool.map(self._send_chain, ready) for r in sent]
+        self._flush_marks(wait=True)  # nothing reported sent before it is marked
         delivered = sum(results)
         return delivered, len(results) - delivered
 
@@ -157,33 +164,58 @@ class Deliverer:
             self._sender(sink).send(key, payload)
         except AlertError as exc:
             delay = backoff(attempts + 1)
-            with self.writing, Session(self.engine) as session, session.begin():
-                session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(
+            self._flush_marks(wait=True)  # the marks of earlier sends first
+            with self.writing:
+                self._write(update(OutboxRow).where(OutboxRow.id == row_id).values(
                     attempts=attempts + 1, last_error=str(exc)[:255],
                     next_attempt=datetime.now(UTC) + timedelta(seconds=delay)))
             return False
-        self._mark_delivered(row_id)
-        return True
-
-    def _mark_delivered(self, row_id: int) -> None:
-        """Group commit: whoever holds the write lock marks every send finished so far, so a row waits
-        for at most one transaction; a send is never reported done before its row is marked."""
         with self.lock:
             self.sent.append(row_id)
-        with self.writing:
-            with self.lock:
-                ids, self.sent = self.sent, []
-            if ids:
-                with self.engine.begin() as connection:
-                    if connection.dialect.name == "postgresql":
-                        # A mark need not wait for the server's disk: the watcher may die, the commit
-                        # stands; only a crash of the database server itself could lose the last marks,
-                        # and then those alerts go out again (with their key), never fewer.
-                        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                    connection.execute(update(OutboxRow)
-                                       .where(OutboxRow.id.in_(ids), OutboxRow.delivered.is_(None))
-                                       .values(delivered=datetime.now(UTC), attempts=OutboxRow.attempts + 1,
-                                               last_error=None))
+            waiting = len(self.sent)
+        self._flush_marks(wait=waiting >= UNMARKED)
+        return True
+
+    def _flush_marks(self, wait: bool) -> None:
+        """Mark every send finished so far, one UPDATE per transaction. Without `wait`, a sender whose
+        marks someone else is writing goes on sending; at UNMARKED waiting marks, senders wait."""
+        if not self.writing.acquire(blocking=wait):
+            return
+        try:
+            while True:
+                with self.lock:
+                    ids, self.sent = self.sent, []
+                if not ids:
+                    return
+                try:
+                    self._write(update(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.delivered.is_(None))
+                                .values(delivered=datetime.now(UTC), attempts=OutboxRow.attempts + 1,
+                                        last_error=None))
+                except Exception:
+                    with self.lock:  # not marked: they wait for the next flush (or go out again)
+                        self.sent[:0] = ids
+                    raise
+        finally:
+            self.writing.release()
+
+    def _write(self, statement: Any) -> None:
+        """One statement in its own transaction on the kept connection (caller holds `writing`)."""
+        if self.marks is None:
+            self.marks = self.engine.connect()
+            if self.marks.dialect.name == "postgresql":
+                # These writes need not wait for the server's disk: the watcher may die, the commit
+                # stands; only a crash of the database server itself could lose the last marks, and
+                # then those alerts go out again (with their key), never fewer.
+                self.marks.exec_driver_sql("SET synchronous_commit TO OFF")
+                self.marks.commit()
+        try:
+            with self.marks.begin():
+                self.marks.execute(statement)
+        except Exception:
+            self.marks.invalidate()
+            self.marks.close()
+            self.marks = None
+            raise
 
     def wake(self) -> None:
         self.event.set()
@@ -229,3 +261,7 @@ class Deliverer:
         self.pool.shutdown(wait=True)
         for one in self.senders.values():
             one.close()
+        with self.writing:
+            if self.marks is not None:
+                self.marks.close()
+                self.marks = None
