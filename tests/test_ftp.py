@@ -157,8 +157,11 @@ Data = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 parrot\r\n",
                on_cut: bytes | None = b"426 broken\r\n", abor: bytes | None = b"426 aborted\r\n226 ABOR ok\r\n",
-               hang_after_cut: bool = False, log: list[bytes] | None = None) -> Callable:  # fmt: skip
+               hang_after_cut: bool = False, log: list[bytes] | None = None,
+               refuse: dict[bytes, bytes] | None = None) -> Callable:  # fmt: skip
     """A scripted FTP server: login always works, PASV opens a data listener for LIST/RETR.
+
+    refuse: LIST or RETR commands (as sent, e.g. b"LIST /bad") answered with this reply instead.
 
     on_cut: the reply when the client closes a transfer's data connection early (None: silent);
     abor: the reply to ABOR (None: none at all); hang_after_cut: answer nothing more on that
@@ -204,6 +207,9 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
                 servers.append(server)
                 port = server.sockets[0].getsockname()[1]
                 writer.write(b"227 Entering Passive Mode (127,0,0,1,%d,%d)\r\n" % (port >> 8, port & 255))
+            elif refuse and line.strip() in refuse:
+                writer.write(refuse[line.strip()])
+                tasks.append(asyncio.create_task(drop(pending)))  # the data connection opened for it
             elif verb in (b"LIST", b"RETR"):
                 writer.write(b"150 here\r\n")
                 tasks.append(asyncio.create_task(send(listing if verb == b"LIST" else (retr or listing))))
@@ -223,6 +229,14 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
             server.close()
 
     return scenario
+
+
+async def drop(pending: asyncio.Queue[asyncio.StreamWriter]) -> None:
+    try:
+        data = await asyncio.wait_for(pending.get(), 5)
+    except TimeoutError:
+        return
+    data.close()
 
 
 def huge_listing(lines: int) -> Data:
@@ -420,3 +434,31 @@ def test_a_cut_transfer_ends_in_band_whatever_the_server_does(name, server):
         assert b"ABOR" in log
     else:
         assert b"ABOR" not in log  # closing the data connection was enough
+
+
+def test_hostile_a_folder_refused_with_450_and_a_file_with_451_mid_walk_end_their_steps():
+    """A server that answers one folder's LIST with 450 and one file's RETR with 451 (transient
+    refusals, not 550): that folder and that file end as failed steps; the folders after it are
+    still listed and the DICOM files still read, and the file refused is counted from its name."""
+    from phiwatch_lab.canary import canary_bytes
+
+    listing = (b"drwxr-xr-x 2 0 0 4096 Nov 22 03:07 a\r\n"
+               b"drwxr-xr-x 2 0 0 4096 Nov 22 03:07 bad\r\n"
+               b"drwxr-xr-x 2 0 0 4096 Nov 22 03:07 z\r\n"
+               b"-rw-r--r-- 1 0 0 9000 Nov 22 03:07 good.dcm\r\n"
+               b"-rw-r--r-- 1 0 0 9000 Nov 22 03:07 refused.dcm\r\n")  # fmt: skip
+    log: list[bytes] = []
+    refuse = {b"LIST /bad": b"450 folder busy\r\n", b"RETR /refused.dcm": b"451 local error\r\n"}
+    with Parrot(ftp_server(fixed(listing), fixed(canary_bytes()), log=log, refuse=refuse)) as parrot:
+        outcome = run_probe(parrot.port, WalkLimits(max_depth=1))
+    assert outcome.status is ProbeStatus.EXPOSED, outcome.detail
+    sent = [line for line in log if line.split(b" ")[0] in (b"LIST", b"RETR")]
+    assert b"LIST /bad" in sent and b"RETR /refused.dcm" in sent
+    # the walk takes folders last in, first out: /z before the refused /bad, /a after it
+    assert sent.index(b"LIST /z") < sent.index(b"LIST /bad") < sent.index(b"LIST /a")
+    (share,) = outcome.facts.shares
+    # /a and /z list what / lists: seen as loops, not walked again; good.dcm was read, refused.dcm
+    # is counted from its name
+    assert share.loops == 2 and share.directories == 3
+    assert share.files["dicom"].verified == 1 and share.files["dicom"].estimated == 1, share.files
+    assert share.error is not None and share.error.startswith("2 step(s) failed"), share.error
