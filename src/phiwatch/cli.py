@@ -457,7 +457,7 @@ def _open_store(db: str | None) -> Any:
 @app.command(cls=Command)
 def report(
     scan_ref: Annotated[str, typer.Argument(metavar="SCAN",
-        help="A scan.json, its folder, or a stored scan id")],
+        help="A scan.json, its folder, or a stored scan id; or an audit.json, or its folder")],
     formats: Annotated[str, typer.Option("--format", "-f", metavar="LIST",
         help="Comma-separated: html, csv, sarif, md, json")] = "html,csv,sarif,md",
     output: Annotated[Path, typer.Option("-o", "--output", metavar="DIR",
@@ -468,7 +468,7 @@ def report(
         help="Leave likely honeypots out of the reports and their counts")] = False,
     _config: ConfigOption = None,
 ) -> None:
-    """Render reports from a stored scan or a scan.json."""
+    """Render reports from a stored scan, a scan.json or an audit.json."""
     from .reports import write_reports
     from .run import writable_folder
     from .targets import TargetError
