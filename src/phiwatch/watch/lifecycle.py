@@ -301,13 +301,34 @@ def list_findings(session: Session, *, page: int = 1, per_page: int = 50, sort: 
                   descending: bool = True, **filters: Any) -> tuple[list[TrackedFinding], int]:
     """One page of tracked findings and how many match in all."""
     query = findings_query(**filters)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    column = SORTS.get(sort, None)
-    key = _severity_rank() if column is None else column
-    query = query.order_by(key.desc() if descending else key.asc(), TrackedFinding.id)
     page, per_page = max(1, page), max(1, min(per_page, 1000))
+    column = SORTS.get(sort, None)
+    if column is None:
+        return _by_severity(session, query, (page - 1) * per_page, per_page, descending)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    query = query.order_by(column.desc() if descending else column.asc(), TrackedFinding.id)
     rows = list(session.scalars(query.offset((page - 1) * per_page).limit(per_page)))
     return rows, total
+
+
+def _by_severity(session: Session, query: Select, offset: int, limit: int,
+                 descending: bool) -> tuple[list[TrackedFinding], int]:
+    """Sorted by severity rank, then id: counted per severity, then read from each severity the page
+    touches in id order, which the severity indexes give without sorting every matching row."""
+    matching = query.subquery()
+    counted = session.execute(select(matching.c.severity, func.count()).group_by(matching.c.severity))
+    ranks = {s.value: s.rank for s in Severity}
+    groups = sorted(((str(severity), int(count)) for severity, count in counted),
+                    key=lambda g: (ranks.get(g[0], 0), g[0]), reverse=descending)
+    rows: list[TrackedFinding] = []
+    start = 0
+    for severity, count in groups:
+        if len(rows) < limit and offset < start + count:
+            skip = max(0, offset - start)
+            part = query.where(TrackedFinding.severity == severity).order_by(TrackedFinding.id)
+            rows.extend(session.scalars(part.offset(skip).limit(limit - len(rows))))
+        start += count
+    return rows, start
 
 
 def finding_events(session: Session, finding_id: int) -> list[EventRow]:
