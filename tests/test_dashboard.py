@@ -399,3 +399,47 @@ def test_serve_over_tls_sets_secure_cookies_and_hsts(tmp_path):
         server.terminate()
         out, err = server.communicate(timeout=30)
     assert TOKEN not in out + err
+
+
+def test_findings_pages_by_severity_match_a_plain_sort():
+    """The severity sort reads per severity; its pages, joined, are exactly a plain sort by (rank, id)."""
+    import random
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from phiwatch.severity import Severity
+    from phiwatch.watch import lifecycle
+    from phiwatch.watch.tables import TrackedFinding
+
+    rng = random.Random(5)
+    store = Store(memory=True)
+    now = datetime.now(UTC)
+    severities = [s.value for s in Severity]
+    with Session(store.engine) as session, session.begin():
+        for n in range(240):
+            session.add(TrackedFinding(
+                job=rng.choice(["a", "b"]), host=f"10.0.0.{n % 17}", port=104 + n, check_id=f"c{n % 5}",
+                protocol=rng.choice(["dicom", "ftp"]), severity=rng.choice(severities), title="t",
+                state=rng.choice(["open", "fixed", "new"]), first_seen=now, last_seen=now, absent_runs=0,
+                reopened=0, finding={}))
+    rank = {s.value: s.rank for s in Severity}
+    with Session(store.engine) as session:
+        rows = list(session.query(TrackedFinding))
+        for filters in ({}, {"state": "open"}, {"job": "b", "protocol": "ftp"}, {"severity": "high"},
+                        {"host": "10.0.0.3"}):
+            matching = [r for r in rows if all(getattr(r, k) == v for k, v in filters.items())]
+            for descending in (True, False):
+                truth = sorted(matching, key=lambda r: (-rank[r.severity] if descending else rank[r.severity],
+                                                        r.id))
+                seen, page = [], 1
+                while True:
+                    found, total = lifecycle.list_findings(session, page=page, per_page=7, descending=descending,
+                                                           **filters)
+                    assert total == len(matching)
+                    if not found:
+                        break
+                    seen.extend(found)
+                    page += 1
+                assert [r.id for r in seen] == [r.id for r in truth], (filters, descending)
+    store.close()
