@@ -130,6 +130,7 @@ class Deliverer:
     def deliver_due(self) -> tuple[int, int]:
         """Send every due row once: (delivered, failed). One finding's alerts to one receiver go in
         order (a chain); different chains go in parallel."""
+        self._flush_marks(wait=True)  # marks a store hiccup left unwritten: those rows are not sent again
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             rows = list(session.execute(
