@@ -47,8 +47,8 @@ async def run_session(
     """Run `work` in the thread pool as `session`; both are killed once wall + timeout have passed."""
 
     def expire() -> None:
+        kill()  # first: the probe marks itself expired before any of its sockets is shut down
         session.kill()
-        kill()
 
     watchdog = threading.Timer(wall + engine.limits.timeout, expire)
     watchdog.daemon = True
