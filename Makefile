@@ -5,7 +5,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= demo-output
-LAB_PORTS ?= 21100-21127,21170-21171,21180-21182,21190-21192
 
 .PHONY: install deps demo test lint lab-up lab-down bench bench-startup man clean lock
 
@@ -23,12 +22,14 @@ install: $(BIN)/phiwatch
 deps:
 	bash scripts/install-debian-deps.sh
 
-# demo scans the lab's loopback ports and, on ports 111 and 2049, its NFS server's address inside its own
-# network namespace (read from the lab's manifest).
+# demo scans every port a lab service listens on, on loopback and on its NFS server's address inside its
+# own network namespace: hosts and ports are read from the lab's manifest, so a new lab server is scanned.
+LAB_TARGETS = import phiwatch_lab as lab, phiwatch_lab.cli as c; hosts, ports = c.scan_targets(lab.manifest())
 demo: deps install
 	$(BIN)/phiwatch lab up
-	nfs_host=$$($(BIN)/python -c 'import phiwatch_lab as lab; print(*{s["host"] for s in lab.manifest()["services"] if "host" in s})') && \
-	$(BIN)/phiwatch scan 127.0.0.1 $$nfs_host -p 111,2049,$(LAB_PORTS) --timeout 2 --output $(OUT) --progress rich
+	hosts=$$($(BIN)/python -c '$(LAB_TARGETS); print(*hosts)') && \
+	ports=$$($(BIN)/python -c '$(LAB_TARGETS); print(*ports, sep=",")') && \
+	$(BIN)/phiwatch scan $$hosts -p $$ports --timeout 2 --output $(OUT) --progress rich
 	@echo "Report: $(CURDIR)/$(OUT)/report.html; stored scans: phiwatch scans; stop the lab with: make lab-down"
 	@echo "Watch the lab (a run every 10 minutes, alerts to syslog on udp://127.0.0.1:5514), with its dashboard:"
 	@echo "  PHIWATCH_TOKEN=\$$(openssl rand -hex 16) $(BIN)/phiwatch watch docs/watch-lab.yaml --serve"

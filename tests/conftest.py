@@ -5,13 +5,14 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 import phiwatch_lab as lab_control
 from phiwatch_lab import control
+from phiwatch_lab.canary import CANARY_STRINGS
 
 # The whole lab's base port; PHIWATCH_TEST_BASE moves it (two test runs side by side).
 LAB_BASE_PORT = int(os.environ.get("PHIWATCH_TEST_BASE", "31100"))
@@ -39,7 +40,14 @@ def lab_plugin(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Abst
     """Start one lab plug-in server alone (`with lab_plugin("rsyncd") as services:`), on its own
     base port (LAB_BASE_PORT + 200), so a module's tests need not start the whole lab."""
 
-    def start(name: str) -> AbstractContextManager[list[dict]]:
-        return control.single(name, tmp_path_factory.mktemp(f"plugin-{name}"), LAB_BASE_PORT + 200)
+    @contextmanager
+    def start(name: str) -> Iterator[list[dict]]:
+        folder = tmp_path_factory.mktemp(f"plugin-{name}")
+        with control.single(name, folder, LAB_BASE_PORT + 200) as services:
+            yield services
+        # The server stopped, its log is complete: it holds no planted patient value.
+        for log in (folder / "logs").glob("*.log"):
+            text = log.read_text(errors="replace")
+            assert not [s for s in CANARY_STRINGS if s in text], log.name
 
     return start

@@ -16,6 +16,7 @@ from pathlib import Path
 from phiwatch.checks import evaluate
 from phiwatch.models import ProbeStatus, Service, ShareFacts
 from phiwatch_lab import control
+from phiwatch_lab.canary import CANARY_STRINGS
 
 from .repo_helpers import no_leak
 from .truth import Truth, local_truth, scanned
@@ -36,8 +37,16 @@ def started(name: str, served: str = "root") -> Iterator[tuple[dict, Truth]]:
         with control.single(name, folder, BASE) as entries:
             entry = {**entries[0], "served": str(folder / name / served)}  # the folder on disk
             yield entry, local_truth(folder / name / served)
+        logs_hold_no_canary(folder / "logs")  # the server stopped: its log is complete
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def logs_hold_no_canary(folder: Path) -> None:
+    """A lab server's log holds no planted patient value (an access log quoting paths would)."""
+    for log in folder.glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert not [s for s in CANARY_STRINGS if s in text], log.name
 
 
 def expect_like_the_truth(svc: Service, share: ShareFacts, truth: Truth, exposed_check: str,

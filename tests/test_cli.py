@@ -336,6 +336,15 @@ def test_sniff_counts_files_by_kind_and_prints_no_value(tmp_path):
     assert phiwatch("sniff", str(tmp_path / "missing"), "--json").returncode == 1
 
 
+def test_lab_scan_targets_are_every_host_and_every_service_port():
+    from phiwatch_lab.cli import scan_targets
+
+    manifest = {"host": "127.0.0.1", "services": [
+        {"port": 21180}, {"port": 21100}, {"port": 21100}, {"port": 2049, "host": "100.65.73.178"},
+        {"port": 111, "host": "100.65.73.178"}]}  # fmt: skip
+    assert scan_targets(manifest) == (["127.0.0.1", "100.65.73.178"], [111, 2049, 21100, 21180])
+
+
 def test_lab_scan_hint_covers_every_host_and_port():
     from phiwatch_lab.cli import scan_hint
 

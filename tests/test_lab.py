@@ -923,8 +923,9 @@ def test_up_on_other_ports_while_running_is_refused(lab, lab_state_dir):
 
 
 def test_lab_logs_hold_no_canary_value(lab, lab_state_dir):
-    # Given the servers' logs after every test above queried them
-    for log in (lab_state_dir / "logs").glob("*.log"):
+    # Given the servers' logs after every test above queried them (the process logs, and any log a
+    # server writes beside its data)
+    for log in [*lab_state_dir.rglob("*.log"), *lab_state_dir.rglob("log.*")]:  # log.*: Samba's
         text = log.read_text(errors="replace")
         # Then no planted patient value appears in any of them
         assert not [s for s in CANARY_STRINGS if s in text], log.name

@@ -36,6 +36,13 @@ def lab_up(
     err.print(f"lab is up; scan it with: {scan_hint(manifest)}")
 
 
+def scan_targets(manifest: dict) -> tuple[list[str], list[int]]:
+    """Every host of the lab (its loopback host first) and every port a lab service listens on."""
+    host = manifest["host"]
+    others = sorted({s.get("host", host) for s in manifest["services"]} - {host})
+    return [host, *others], sorted({s["port"] for s in manifest["services"]})
+
+
 def scan_hint(manifest: dict) -> str:
     """The scan command that covers every lab service: its hosts, other hosts' ports, its port range."""
     host = manifest["host"]

@@ -340,11 +340,13 @@ def single(name: str, folder: Path, base_port: int) -> Iterator[list[dict[str, A
 
 
 def _wait_ready(records: list[ProcessRecord], base: int, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
     pending = list(records)
     http_ports = {base + 1, base + 3, base + 9}
     everyone = (*plugins.servers(), *plugins.implementations())
     custom = {server.name: server.ready for server in everyone if server.ready is not None}
+    names = {record.name for record in records}
+    timeout = max([timeout, *(server.ready_timeout for server in everyone if server.name in names)])
+    deadline = time.monotonic() + timeout
     while pending:
         for record in list(pending):
             if not process.record_alive(record):

@@ -31,6 +31,7 @@ class LabServer:
     canary: tuple[str, ...] = ()  # names of its services that hold the canary patient
     reserved: tuple[int, ...] = ()  # further offsets it uses (passive data ports ...), never listened on first
     ready: Callable[[int], bool] | None = None  # (base) -> ready; default: every offset accepts on HOST
+    ready_timeout: float = 0.0  # seconds it may take to be ready, when more than the lab's default
 
 
 def servers() -> tuple[LabServer, ...]:

@@ -37,6 +37,9 @@ def render_config(port: int, tree: Path, secrets_file: Path, log: Path) -> str:
             "use chroot = no",
             "read only = yes",
             "timeout = 60",
+            # rsyncd logs "rsync on MODULE/PATH" for every request, unconditionally: a path names the
+            # canary patient's folder, and the lab's logs hold no patient value. Start-up errors still
+            # reach standard error (--no-detach), i.e. the process log.
             f"log file = {log}",
             *identity,
             "",
@@ -66,7 +69,7 @@ def prepare(folder: Path, base: int) -> Prepared:
     secrets_file.write_text(f"{AUTH_USER}:{secrets.token_urlsafe(24)}\n")
     os.chmod(secrets_file, 0o600)
     config = folder / "rsyncd.conf"
-    config.write_text(render_config(base + OFFSET, folder / "tree", secrets_file, folder / "rsyncd.log"))
+    config.write_text(render_config(base + OFFSET, folder / "tree", secrets_file, Path(os.devnull)))
     os.chmod(config, 0o600)
     return Prepared(argv=[RSYNC, "--daemon", "--no-detach", f"--config={config}"], facts=tree)
 

@@ -168,6 +168,35 @@ def gate(app: Callable, deny_list_buckets: bool, virtual_only: bool) -> Callable
     return wsgi
 
 
+def _quiet_handler() -> type:
+    """moto's request handler, its log without request paths: an object key carries the tree's folder
+    names, the canary patient's among them, and the lab's logs hold no patient value."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            method = getattr(self, "command", "")
+            self.log("info", '"%s" %s %s', method if method.isalpha() and len(method) <= 16 else "-", code, size)
+
+        def log_error(self, format: str, *args: Any) -> None:  # http.server quotes the request line
+            code = args[0] if args and isinstance(args[0], int) else "-"
+            self.log("error", "request refused: %s", code)
+
+    return QuietHandler
+
+
+def _quiet_server_log(type: str, message: str, *args: Any) -> None:
+    """werkzeug's server log without a request's traceback (its frames may quote an object key):
+    the first line and the exception's type only."""
+    import logging
+
+    lines = str(message).strip().splitlines() or [""]
+    kind = lines[-1].split(":", 1)[0] if len(lines) > 1 else ""
+    logging.getLogger("werkzeug").log(
+        logging.ERROR if type == "error" else logging.INFO, "%s %s", lines[0][:80], kind[:80]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m phiwatch_lab.s3")
     parser.add_argument("--port", type=int, required=True)
@@ -175,14 +204,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--deny-list-buckets", action="store_true")
     parser.add_argument("--virtual-hosted-only", action="store_true")
     args = parser.parse_args(argv)
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         del os.environ[name]  # the user's AWS profile or endpoint has no say in the lab
     load(args.tree)
     app = gate(DomainDispatcherApplication(create_backend_app), args.deny_list_buckets, args.virtual_hosted_only)
-    make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=_quiet_handler())
+    server.log = _quiet_server_log  # type: ignore[method-assign]
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ from .services import HOST, _service
 NAME = "seaweedfs-s3"
 BUCKET = "pacs-export"
 S3_OFFSET = 110
+# Ready means started (master, volume, filer, S3 gateway: several seconds) AND filled (one anonymous
+# PUT per file of the tree); on a loaded machine that takes longer than the lab's 30 s, so it has its
+# own bound, still finite (ready() probes the S3 port itself, no sleep stands in for it).
+READY_TIMEOUT = 120.0
 PORTS = {"master.port": 111, "volume.port": 112, "filer.port": 113, "master.port.grpc": 114,
          "volume.port.grpc": 115, "filer.port.grpc": 116, "s3.port.grpc": 117}  # fmt: skip
 
@@ -72,7 +76,8 @@ def services(base: int, tree: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 SERVER = LabServer(name=NAME, offsets=(S3_OFFSET,), check_installed=_check, prepare=prepare,
-                   services=services, canary=(NAME,), reserved=tuple(PORTS.values()), ready=ready)  # fmt: skip
+                   services=services, canary=(NAME,), reserved=tuple(PORTS.values()), ready=ready,
+                   ready_timeout=READY_TIMEOUT)  # fmt: skip
 
 
 def _request(port: int, method: str, path: str, body: bytes | None = None) -> int:

@@ -106,8 +106,8 @@ def _caddy(folder: Path, base: int) -> Prepared:
 def _python(folder: Path, base: int) -> Prepared:
     root, tree = _tree(folder)
     port = str(base + PYTHON_OFFSET)
-    argv = [sys.executable, "-m", "http.server", "--bind", HOST, "--directory", str(root), port]
-    return Prepared(argv=argv, facts=tree)
+    argv = [sys.executable, "-m", "phiwatch_lab.pyhttp", "--bind", HOST, "--directory", str(root), port]
+    return Prepared(argv=argv, facts=tree, python=True)
 
 
 def _services(name: str, offsets: dict[str, int], what: str) -> Any:
