@@ -37,9 +37,10 @@ from .test_resume import (
     wait_for,
 )
 
-# Offsets no lab server uses (the whole lab, up for the session, holds base + 0 .. 159).
-PORT = LAB_BASE_PORT + 170
-SCHEDULER_PORT = LAB_BASE_PORT + 171
+# Offsets no lab server uses: the session's lab holds base + 0 .. 99, the labs and servers tests start
+# alone base + 100 .. 541 (test_lab's second lab at base + 100 answers on base + 170 and 171).
+PORT = LAB_BASE_PORT + 610
+SCHEDULER_PORT = LAB_BASE_PORT + 611
 SCHEDULER = f"tcp://127.0.0.1:{SCHEDULER_PORT}"
 
 
@@ -187,7 +188,7 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
     # Given no scheduler on a port; When a cluster scan starts; Then it fails with one line
     started = time.monotonic()
     with pytest.raises(TargetError, match="cannot reach the Dask scheduler"):
-        run_scan(request(tmp_path / "none.db", cluster=f"tcp://127.0.0.1:{LAB_BASE_PORT + 172}"), quiet())
+        run_scan(request(tmp_path / "none.db", cluster=f"tcp://127.0.0.1:{LAB_BASE_PORT + 612}"), quiet())
     assert time.monotonic() - started < 40
 
 

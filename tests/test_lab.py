@@ -181,6 +181,8 @@ PLUGIN_SERVICES = [
     ("honeypot/canned", BASE + 90, "dicom", None),
     ("honeypot/persona", BASE + 91, "dicom", None),
     ("honeypot/canned-bare", BASE + 92, "dicom", None),
+    ("hl7-push", BASE + 70, "hl7", None),
+    ("astm-push", BASE + 71, "astm", None),
 ]
 
 
@@ -215,7 +217,7 @@ def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_d
     assert plugins == PLUGIN_SERVICES
     assert all("host" not in s for s in lab["services"][:22])
     local_ports = sorted(s["port"] for s in lab["services"] if "host" not in s)
-    assert local_ports == [*range(BASE, BASE + 28), *(BASE + o for o in (80, 81, 82, 90, 91, 92))]
+    assert local_ports == [*range(BASE, BASE + 28), *(BASE + o for o in (70, 71, 80, 81, 82, 90, 91, 92))]
     for entry in lab["services"]:
         assert isinstance(entry["tls"], bool) and entry["description"] and entry["expected"]
         assert entry["process"]
@@ -227,7 +229,7 @@ def test_manifest_lists_the_built_in_services_then_the_plug_ins(lab, lab_state_d
         "orthanc-open", "orthanc-locked", "dcmqrscp", "pynetdicom-any", "pynetdicom-tls", "orthanc-default",
         "fixture-dcm4chee-arc", "fixture-dicomweb", "vsftpd-anonymous",
         "pyftpdlib-mlsd", "nginx-autoindex", "rsyncd", "moto-s3", "nfs-ganesha", "samba-guest", "samba-auth",
-        "wlmscpfs", "pynetdicom-series", "pynetdicom-universal",
+        "wlmscpfs", "pynetdicom-series", "pynetdicom-universal", "hl7-push", "astm-push",
     ]  # fmt: skip
     said = {s["name"] for s in lab["services"] if s["expected"].get("canary")}
     assert said <= set(lab["canary"]["planted_in"])
@@ -998,16 +1000,18 @@ def test_up_with_a_port_taken_fails_cleanly(tmp_path):
 def test_down_stops_every_process_and_frees_the_ports(tmp_path):
     # Given a second, separate lab at base+100
     manifest = lab_control.up(tmp_path, base_port=BASE + 100)
-    pids = {r["pid"] for r in lab_control.status(tmp_path)}
-    assert len(pids) == 21  # ten built-in processes, eleven plug-ins
-    assert Path(f"/run/netns/phiwatch-nfs-{BASE + 100}").exists()
-    # When it is brought down
-    assert lab_control.down(tmp_path) == 21
+    try:
+        pids = {r["pid"] for r in lab_control.status(tmp_path)}
+        assert len(pids) == 22  # ten built-in processes, twelve plug-ins
+        assert Path(f"/run/netns/phiwatch-nfs-{BASE + 100}").exists()
+    finally:  # never left running for the tests after this one
+        # When it is brought down
+        assert lab_control.down(tmp_path) == 22
     # Then none of its processes remain, every port is free and down() is a no-op
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     on_loopback = [entry for entry in manifest["services"] if "host" not in entry]
-    assert len(on_loopback) == 34
+    assert len(on_loopback) == 36
     for entry in on_loopback:
         with socket.socket() as probe:
             assert probe.connect_ex((HOST, entry["port"])) != 0, entry["name"]

@@ -34,7 +34,7 @@ from .conftest import LAB_BASE_PORT
 from .parrot import IMPLICIT, Parrot, associate_ac, echo_rsp, find_rsp, pdu, read_pdu
 
 CANARY = "RESUMECANARY^KILLED^Q7"
-PORT = LAB_BASE_PORT + 173  # an offset no lab server uses (the lab holds base + 0 .. 159)
+PORT = LAB_BASE_PORT + 613  # no lab server uses it (labs the tests start hold base + 0 .. 541)
 ROOT = Path(__file__).resolve().parent.parent
 
 
