@@ -432,3 +432,15 @@ def test_failures_in_a_row_end_the_walk_and_keep_what_was_seen():
         bounded.run()
     assert len(bounded.failures) == 3  # stopped after three in a row, not five
     assert bounded.facts().files["hl7"].verified == 1
+
+
+def test_odd_answers_in_a_row_do_not_end_the_walk():
+    tree = RaisingTree(Budget.start(WalkLimits()))
+    tree.folder("/", *(d(name) for name in "abcde"), tree.add_file("/x.hl7", HL7))
+    for name in "abcde":
+        tree.folder(f"/{name}")
+        tree.raising[f"/{name}"] = ValueError("odd listing")
+    bounded = walk(tree)
+    share = bounded.run()  # a parser's surprise is no sign of a lost connection: every folder was tried
+    assert len(bounded.failures) == 5 and share.files["hl7"].verified == 1
+    assert {f.status for f in bounded.failures} == {ProbeStatus.PROTOCOL_ERROR}

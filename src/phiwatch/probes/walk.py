@@ -13,7 +13,7 @@ ends that step, not the walk. A folder whose listing raised is skipped; a file w
 or sniff raised is counted from its name, as an estimate. What was seen before and after
 stays, and the share's `error` says how many steps failed and the first one's status
 (never the exception's text). A few failures in a row mean the connection is gone: the
-walk then stops, keeping what it saw.
+walk then stops, keeping what it saw; refusals and odd answers do not count toward that.
 
 Facts carry counts and PHI attribute names only: never a file or folder name (they carry
 patient names in medical shares).
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..content.kinds import DEFAULT_BUDGET, Sniffed, kind_from_name
-from ..models import FileKindCount, RepositoryFacts, ShareFacts
+from ..models import FileKindCount, ProbeStatus, RepositoryFacts, ShareFacts
 from ..sessions import BudgetSpent
 from .options import FileOptions as FileOptions  # re-exported: every repository probe names it
 from .options import WalkLimits
@@ -45,7 +45,8 @@ def sniff(data: bytes, name: str = "", *, budget: int = DEFAULT_BUDGET, complete
 
 MEDICAL_KINDS = ("dicom", "dicomdir", "hl7", "x12")
 MAX_NAME = 1024  # longer entry names are dropped
-MAX_FAILED_IN_A_ROW = 3  # failed steps in a row that end the walk (the connection is likely gone)
+MAX_FAILED_IN_A_ROW = 3  # steps in a row that lost the connection: the walk ends (it is likely gone)
+CONNECTION_LOST = (ProbeStatus.RESET, ProbeStatus.TIMEOUT, ProbeStatus.REFUSED, ProbeStatus.UNREACHABLE)
 
 
 Outcome = ProbeOutcome[RepositoryFacts]  # what a file-repository probe ends with
@@ -260,7 +261,8 @@ class BoundedWalk:
         status, detail = failure_of(exc)
         self.failures.append(StepFailure(step, status, detail))
         self.share.limited = True
-        self.in_a_row += 1
+        if status in CONNECTION_LOST:  # a refusal or an odd answer leaves the connection usable
+            self.in_a_row += 1
         if first or self.in_a_row >= MAX_FAILED_IN_A_ROW or isinstance(exc, BudgetSpent):
             raise exc
 
