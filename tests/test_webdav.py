@@ -26,7 +26,7 @@ from phiwatch.probes.options import FileOptions, ProbeOptions, WalkLimits
 from phiwatch.probes.outcome import Outcome, Peer
 from phiwatch_lab import control
 
-from .implementations import expect_like_the_truth, started
+from .implementations import expect_like_the_truth, logs_hold_no_canary, started
 from .parrot import Parrot
 from .repo_helpers import HOST, identify, no_leak, on_engine
 from .truth import local_truth
@@ -50,6 +50,7 @@ def apache() -> Iterator[tuple[dict[str, dict], Path]]:
     try:
         with control.single("apache-webdav", folder, BASE) as entries:
             yield {e["name"]: e for e in entries}, folder / "apache-webdav" / "root"
+        logs_hold_no_canary(folder / "logs")  # Apache stopped: its log is complete
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
