@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-HEAD = "0003_dashboard_indexes"  # the newest revision; tests check it against the scripts
+HEAD = "0004_findings_host_severity"  # the newest revision; tests check it against the scripts
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -88,6 +88,7 @@ class TrackedFinding(Base):
         Index("ix_watch_findings_host", "host"),
         Index("ix_watch_findings_state_severity", "state", "severity"),  # 0003: the dashboard's counts
         Index("ix_watch_findings_state_fixed", "state", "fixed_at", "first_seen"),  # 0003: time to fix
+        Index("ix_watch_findings_host_severity", "host", "severity"),  # 0004: the host page
     )
 
 
