@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -133,3 +134,16 @@ def test_plain_options_need_no_pydantic_adapter(tmp_path):
                                           "--per-host", "4", "--exclude", "127.0.0.2"], tmp_path)  # fmt: skip
     assert code == 0, output[-2000:]
     assert "typer._adapters" not in modules
+
+
+def test_a_scan_into_a_new_db_file_imports_no_alembic(tmp_path):
+    # Given no store yet, When the real entry point scans a closed port into a new --db file
+    db = tmp_path / "new.db"
+    code, modules, output = _imported_by(["scan", "127.0.0.1", "-p", "1", "--db", str(db)], tmp_path)
+    # Then the store was created at the newest revision (SQLAlchemy ran) without importing Alembic
+    assert code == 0, output[-2000:]
+    assert "sqlalchemy" in modules and _heavy(modules, ["alembic"]) == []
+    from phiwatch.migrations import HEAD
+
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]

@@ -51,6 +51,51 @@ def test_head_constant_is_the_scripts_head():
     assert ScriptDirectory.from_config(config).get_current_head() == migrations.HEAD
 
 
+def _schema(engine: sa.Engine) -> dict:
+    """Everything the inspector reports of a store's schema, and its alembic_version rows."""
+    inspector = sa.inspect(engine)
+    schema: dict = {}
+    for table in sorted(inspector.get_table_names()):
+        schema[table] = {
+            "columns": sorted((c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                              for c in inspector.get_columns(table)),
+            "primary key": inspector.get_pk_constraint(table),
+            "foreign keys": sorted((f["name"] or "", tuple(f["constrained_columns"]), f["referred_table"],
+                                    tuple(f["referred_columns"]), str(f.get("options")))
+                                   for f in inspector.get_foreign_keys(table)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                              for i in inspector.get_indexes(table)),
+            "unique": sorted((u["name"] or "", tuple(u["column_names"]))
+                             for u in inspector.get_unique_constraints(table)),
+        }
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    schema["alembic_version rows"] = rows
+    return schema
+
+
+def _same_schema_both_ways(through_alembic: sa.Engine, fast: sa.Engine) -> None:
+    migrations.upgrade(through_alembic)  # every revision in versions/, as Alembic runs them
+    assert migrations.create_head(fast)  # the fast path of a brand-new store
+    expected, created = _schema(through_alembic), _schema(fast)
+    assert expected["alembic_version rows"] == [(migrations.HEAD,)]
+    assert set(expected) == {"scans", "services", "findings", "scan_plans", "scan_shards", *WATCH_TABLES,
+                             "alembic_version", "alembic_version rows"}
+    assert created == expected
+    assert not migrations.create_head(fast)  # a store with tables is left to Alembic
+
+
+def test_a_new_sqlite_store_gets_the_migrations_schema_without_alembic(tmp_path):
+    # Given two empty SQLite files, When one runs through Alembic's upgrade and the other the fast path,
+    # Then the inspector sees the same tables, columns, types, keys, indexes and revision in both
+    engines = [sa.create_engine(f"sqlite:///{tmp_path / name}") for name in ("alembic.db", "fast.db")]
+    try:
+        _same_schema_both_ways(*engines)
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
 def test_an_old_db_file_is_upgraded_in_place_and_keeps_its_scans(tmp_path):
     path = tmp_path / "old.db"
     _old_store(path)
@@ -162,3 +207,18 @@ def test_lifecycle_and_outbox_on_postgresql(pg_url):
     finally:
         store.close()
         hook.stop()
+
+
+def test_a_new_postgresql_store_gets_the_migrations_schema_without_alembic(pg_url):
+    server = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        for name in ("through_alembic", "fast_path"):
+            connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    base = pg_url.rsplit("/", 1)[0]
+    engines = [sa.create_engine(f"{base}/{name}") for name in ("through_alembic", "fast_path")]
+    try:
+        _same_schema_both_ways(*engines)
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -1,7 +1,8 @@
 """The watcher's tables in the store, beside the scans: jobs, runs, tracked findings, their events,
 and the alert outbox. Keys, states, counts and dates only: never a PHI value.
 
-The schema is created by the Alembic revision 0002_lifecycle (phiwatch/migrations).
+The schema is created by the Alembic revisions 0002-0004 (phiwatch/migrations), or for a brand-new store
+from these models: keep them equal to the revisions (tests/test_store_migrations.py compares both).
 """
 
 from __future__ import annotations
