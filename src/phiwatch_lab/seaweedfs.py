@@ -103,14 +103,13 @@ def _fill(port: int, tree: Path) -> None:
     files = sorted(Path(top, name) for top, _, names in os.walk(tree) for name in names  # links not followed
                    if not Path(top, name).is_symlink())
     files.sort(key=lambda p: p.name == "README.txt")  # README.txt last: ready() waits for it
+    deadline = time.monotonic() + READY_TIMEOUT  # a volume being grown refuses PUTs for a while
     for path in files:
         key = quote(path.relative_to(tree).as_posix())
-        for _ in range(20):
-            if _request(port, "PUT", f"/{BUCKET}/{key}", path.read_bytes()) == 200:
-                break
+        while _request(port, "PUT", f"/{BUCKET}/{key}", path.read_bytes()) != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit("SeaweedFS refused an object")
             time.sleep(0.3)
-        else:
-            raise SystemExit("SeaweedFS refused an object")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if weed.poll() is None:
             weed.terminate()
-            weed.wait(timeout=15)
+            try:
+                weed.wait(timeout=15)  # its volume server waits 10 s before it shuts down
+            except subprocess.TimeoutExpired:
+                weed.kill()  # never left holding the lab's ports
+                weed.wait()
 
 
 if __name__ == "__main__":
