@@ -147,3 +147,33 @@ def test_a_scan_into_a_new_db_file_imports_no_alembic(tmp_path):
 
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+SESSION = """
+import asyncio, sys, threading
+from phiwatch.engine import Engine, Limits
+from phiwatch.probes.blocking import run_session
+from phiwatch.sessions import BlockingSession
+
+async def main():
+    engine = Engine(Limits(timeout=2.0, retries=0))
+    session = BlockingSession(engine, "127.0.0.1", asyncio.get_running_loop(), 5.0)
+    before = "pydicom" in sys.modules
+    seen = await run_session(engine, session, lambda: ("pydicom" in sys.modules,
+                                                       threading.current_thread() is threading.main_thread()),
+                             lambda: None, 5.0)
+    session.close()
+    engine.close()
+    print(before, *seen)
+
+asyncio.run(main())
+"""
+
+
+def test_a_session_thread_finds_the_sniffer_loaded_by_the_event_loop():
+    # Given a fresh interpreter with no pydicom; When a blocking session runs in the engine's pool;
+    # Then pydicom (the sniffer's, whose modules import one another in circles) was imported on the
+    # loop's thread before the session's thread started: two threads never import it at once.
+    out = subprocess.run([sys.executable, "-c", SESSION], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "False"]

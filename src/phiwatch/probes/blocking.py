@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import importlib
 import socket
 import threading
 from collections.abc import Callable
@@ -45,6 +46,7 @@ async def run_session(
     engine: Engine, session: BlockingSession, work: Callable[[], T], kill: Callable[[], None], wall: float
 ) -> T:
     """Run `work` in the thread pool as `session`; both are killed once wall + timeout have passed."""
+    load_sniffer()
 
     def expire() -> None:
         kill()  # first: the probe marks itself expired before any of its sockets is shut down
@@ -63,6 +65,14 @@ async def run_session(
     if isinstance(result, ProbeOutcome) and session.budget_spent and result.status in _BROKEN:
         result.status, result.detail = ProbeStatus.BUDGET_EXCEEDED, "byte budget spent"
     return result
+
+
+def load_sniffer() -> None:
+    """Import the content sniffer, and so pydicom, on the event loop's thread, before a session's thread
+    reads its first file head. pydicom's modules import one another in circles: imported by two threads
+    at once (a DICOM probe loading on the loop, a walk sniffing in the pool), one of them finds a module
+    half-initialised and fails. Every other lazy import happens on the loop's thread already."""
+    importlib.import_module("phiwatch.content.sniffer")
 
 
 _BROKEN = {ProbeStatus.RESET, ProbeStatus.ERROR, ProbeStatus.PROTOCOL_ERROR, ProbeStatus.TIMEOUT}
