@@ -34,9 +34,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Finding, ScanInfo, ScanResult, Service
+from .orm import Base
 from .paths import default_db_path
 from .targets import address_order
 
@@ -45,10 +46,6 @@ _CHUNK = 400  # services per DELETE ... IN (within SQLite's bound on variables)
 
 class StoreError(Exception):
     """The store cannot be opened or written: one line naming the file."""
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class ScanRow(Base):

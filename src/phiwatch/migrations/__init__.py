@@ -29,7 +29,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def create_head(engine: Engine) -> bool:
     """An empty store gets the HEAD schema without Alembic; False (nothing done) if it has any table."""
-    from ..store import Base
+    from ..orm import Base  # the store's tables are registered by store.py, which calls this
     from ..watch import tables  # noqa: F401  (registers the watcher's tables in Base.metadata)
 
     version = MetaData()

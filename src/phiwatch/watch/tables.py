@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..store import Base
+from ..orm import Base
 
 # The states of a tracked finding.
 NEW, OPEN, ACKNOWLEDGED, ACCEPTED_RISK, FIXED, REOPENED = (
