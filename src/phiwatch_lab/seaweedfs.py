@@ -120,11 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     ports = [f"-{flag}={args.base + offset}" for flag, offset in PORTS.items()]
+    # weed turns AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY into an identity and then refuses anonymous
+    # requests: the user's (or a test's) AWS settings have no say in the lab.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     weed = subprocess.Popen([
         binary(), "server", f"-dir={args.dir}", f"-ip={HOST}", f"-ip.bind={HOST}", "-filer", "-s3",
         f"-s3.port={args.base + S3_OFFSET}", *ports, "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-master.telemetry=false", "-volume.max=4", "-master.volumeSizeLimitMB=64",
-    ], cwd=args.dir)  # fmt: skip
+    ], cwd=args.dir, env=env)  # fmt: skip
     try:
         _fill(args.base + S3_OFFSET, args.tree)
         sys.exit(weed.wait())
