@@ -51,6 +51,16 @@ def _wait(port: int, deadline: float) -> None:
     raise RuntimeError("moto_server did not start")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The AWS_* variables these tests set end with the module: later tests (and the lab's servers they
+    start, such as SeaweedFS, which turns them into an identity) never see them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     env = {**os.environ, **ENV}
