@@ -329,21 +329,12 @@ class NotIndex(Exception):
     """The page is not a directory index."""
 
 
-@dataclass
-class IndexTree:
-    """A web server's generated indexes as a walk.Tree; "/" is the root page's folder."""
+class TracedSockets:
+    """The last sockets httpx opened for a tree (from its trace hook), shut down by `kill` when the
+    watchdog ends the session; the tree's dataclass holds `sockets` and `expired`."""
 
-    client: httpx.Client
-    origin: str
-    budget: Budget
-    sockets: list[socket.socket] = field(default_factory=list)
-    folders: dict[str, str] = field(default_factory=dict)  # walk path -> URL path
-    root_listing: tuple[list[Entry], bool] | None = None
-    expired: bool = False
-    server: str | None = None
-    kind: str | None = None
-    reserve: float = 0.0  # seconds a listing page leaves to the rest of the walk
-    current: str = "/"  # URL path of the folder whose page is being read
+    sockets: list[socket.socket]
+    expired: bool
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
@@ -359,6 +350,23 @@ class IndexTree:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+@dataclass
+class IndexTree(TracedSockets):
+    """A web server's generated indexes as a walk.Tree; "/" is the root page's folder."""
+
+    client: httpx.Client
+    origin: str
+    budget: Budget
+    sockets: list[socket.socket] = field(default_factory=list)
+    folders: dict[str, str] = field(default_factory=dict)  # walk path -> URL path
+    root_listing: tuple[list[Entry], bool] | None = None
+    expired: bool = False
+    server: str | None = None
+    kind: str | None = None
+    reserve: float = 0.0  # seconds a listing page leaves to the rest of the walk
+    current: str = "/"  # URL path of the folder whose page is being read
 
     @contextmanager
     def _get(self, path: str, headers: dict[str, str] | None = None) -> Iterator[tuple[httpx.Response, str]]:

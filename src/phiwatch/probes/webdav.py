@@ -17,7 +17,7 @@ from __future__ import annotations
 import posixpath
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -29,6 +29,7 @@ from ..models import ProbeStatus, RepositoryFacts
 from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
 from .blocking import run_session, session_wall, walk_limits
+from .dirindex import TracedSockets
 from .dirindex import _client as session_client  # httpx over the engine's blocking session
 from .outcome import Peer
 from .walk import BoundedWalk, Budget, Entry, Outcome, Stop, Unreadable, WalkLimits, entry, has_medical_files
@@ -119,7 +120,7 @@ class _Multistatus:
 
 
 @dataclass
-class DavTree:
+class DavTree(TracedSockets):
     """One WebDAV share as a walk.Tree; "/" is the share's root (`base`, a URL path ending in /)."""
 
     client: httpx.Client
@@ -130,21 +131,6 @@ class DavTree:
     expired: bool = False
     server: str | None = None
     root_listing: tuple[list[Entry], bool] | None = None
-
-    def _trace(self, event: str, info: dict[str, Any]) -> None:
-        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            stream = info.get("return_value")
-            sock = stream.get_extra_info("socket") if stream is not None else None
-            if isinstance(sock, socket.socket):
-                self.sockets = [*self.sockets[-3:], sock]
-
-    def kill(self) -> None:
-        self.expired = True
-        for sock in list(self.sockets):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _url(self, path: str) -> str:
         """The URL path of a walk path (each segment quoted again: names never travel raw)."""
