@@ -22,11 +22,17 @@ from phiwatch.targets import build_targets
 from .parrot import IMPLICIT, Parrot, associate_ac, echo_rsp, find_rsp, pdu, read_pdu
 
 CANARY = "PARROTCANARY^HOSTILE^ZX9"
-TIMEOUT = 1.0
+TIMEOUT = 1.0  # for peers that are meant to stall: the probe must give up after this
+PATIENT = 10.0  # for peers that answer: a loaded CI machine must not turn them into timeouts
 
 
-def run_probe(scenario, limits: Limits | None = None, max_matches: int = 1000):
-    limits = limits or Limits(timeout=TIMEOUT, retries=0, probe_time=20)
+def run_probe(
+    scenario,
+    limits: Limits | None = None,
+    max_matches: int = 1000,
+    timeout: float = PATIENT,
+):
+    limits = limits or Limits(timeout=timeout, retries=0, probe_time=20)
 
     async def go():
         engine = Engine(limits)
@@ -205,13 +211,14 @@ async def garbage_identifier(reader, writer):
 )
 def test_hostile_peer_ends_in_a_status_within_its_timeout(scenario, status):
     # Given a scripted peer, When phiwatch probes it
+    timeout = TIMEOUT if status is ProbeStatus.TIMEOUT else PATIENT
     tracemalloc.start()
-    outcome, elapsed = run_probe(scenario)
+    outcome, elapsed = run_probe(scenario, timeout=timeout)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    # Then it ends with the expected status, quickly, with bounded memory
+    # Then it ends with the expected status, within its timeouts, with bounded memory
     assert outcome.status is status, outcome
-    assert elapsed < 3 * TIMEOUT + 1.5
+    assert elapsed < 3 * timeout + 1.5
     assert peak < 8 * 1024 * 1024
     assert outcome.detail is None or CANARY not in outcome.detail
 
@@ -246,7 +253,7 @@ def test_a_flood_of_matches_is_counted_up_to_max_matches_then_cancelled():
 
 
 def test_a_flood_beyond_the_byte_budget_stops_at_the_budget():
-    limits = Limits(timeout=TIMEOUT, retries=0, byte_budget=64 * 1024)
+    limits = Limits(timeout=PATIENT, retries=0, byte_budget=64 * 1024)
     outcome, _ = run_probe(find_flood(3000), limits=limits, max_matches=100_000)
     # The budget ends the count, and the matches counted before it still prove the exposure
     query = outcome.facts.query
