@@ -149,6 +149,21 @@ def test_a_scan_into_a_new_db_file_imports_no_alembic(tmp_path):
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
 
 
+def test_a_scan_into_an_existing_store_imports_no_sqlalchemy(tmp_path):
+    # Given a store made by a first scan, When the real entry point scans into it again
+    db = tmp_path / "phiwatch.db"
+    first, _, output = _imported_by(["scan", "127.0.0.1", "-p", "1", "--db", str(db)], tmp_path)
+    assert first == 0, output[-2000:]
+    code, modules, output = _imported_by(["scan", "127.0.0.1", "-p", "1", "--db", str(db)], tmp_path)
+    # Then it was written through sqlite3 alone, and both scans are stored whole
+    assert code == 0, output[-2000:]
+    assert "phiwatch.litestore" in modules and _heavy(modules, ["sqlalchemy", "alembic"]) == []
+    with sqlite3.connect(db) as connection:
+        scans = connection.execute("SELECT complete, json_extract(scan, '$.options.ports') FROM scans").fetchall()
+        plans = connection.execute("SELECT count(*) FROM scan_plans").fetchall()
+    assert scans == [(1, "[1]"), (1, "[1]")] and plans == [(2,)]
+
+
 SESSION = """
 import asyncio, sys, threading
 from phiwatch.engine import Engine, Limits

@@ -217,6 +217,11 @@ def _open_store(request: ScanRequest) -> Any:
         from .scratch import ScratchStore
 
         return ScratchStore()
+    from .litestore import open_at_head
+
+    quick = open_at_head(request.db)  # an existing SQLite store at HEAD: written without SQLAlchemy
+    if quick is not None:
+        return quick
     from .store import Store, StoreError
 
     try:

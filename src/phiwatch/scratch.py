@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .litestore import stored_result
 from .models import Finding, ScanInfo, ScanResult, Service
-from .targets import address_order
 
 
 class ScratchStore:
@@ -44,17 +44,8 @@ class ScratchStore:
     def load(self, scan_id: str) -> ScanResult | None:
         if self.info is None:
             return None
-        result = ScanResult.model_validate({
-            "scan": self.info,
-            "services": [service for service, _ in self.found.values()],
-            "findings": [finding for _, findings in self.found.values() for finding in findings],
-        })
-        # The order of scan.json (as Store.load gives it): services by address and port, findings by severity.
-        result.services.sort(key=lambda s: (address_order(s.host), s.port))
-        result.findings.sort(key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
-        from .trust import assess
-
-        return assess(result)
+        return stored_result(self.info, [service for service, _ in self.found.values()],
+                             [finding for _, findings in self.found.values() for finding in findings])
 
     def close(self) -> None:
         self.found.clear()

@@ -36,10 +36,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from .litestore import stored_result
 from .models import Finding, ScanInfo, ScanResult, Service
 from .orm import Base
 from .paths import default_db_path
-from .targets import address_order
 
 _CHUNK = 400  # services per DELETE ... IN (within SQLite's bound on variables)
 
@@ -273,21 +273,9 @@ class Store:
             row = session.get(ScanRow, scan_id)
             if row is None:
                 return None
-            services = session.scalars(select(ServiceRow).where(ServiceRow.scan_id == scan_id))
-            findings = session.scalars(select(FindingRow).where(FindingRow.scan_id == scan_id))
-            result = ScanResult.model_validate(
-                {
-                    "scan": row.scan,
-                    "services": [s.facts for s in services],
-                    "findings": [f.finding for f in findings],
-                }
-            )
-        # The order of scan.json: services by address and port, findings by severity first.
-        result.services.sort(key=lambda s: (address_order(s.host), s.port))
-        result.findings.sort(key=lambda f: (-f.severity.rank, address_order(f.host), f.port, f.check_id))
-        from .trust import assess  # trust is a function of the stored facts: computed, not stored
-
-        return assess(result)
+            services = session.scalars(select(ServiceRow.facts).where(ServiceRow.scan_id == scan_id))
+            findings = session.scalars(select(FindingRow.finding).where(FindingRow.scan_id == scan_id))
+            return stored_result(row.scan, services, findings)
 
     def close(self) -> None:
         self.engine.dispose()

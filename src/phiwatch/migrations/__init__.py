@@ -15,7 +15,9 @@ from pathlib import Path
 from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-HEAD = "0004_findings_host_severity"  # the newest revision; tests check it against the scripts
+__all__ = ["HEAD", "create_head", "current_revision", "migrate", "upgrade"]
+
+from ..litestore import HEAD  # the newest revision (tests check it against the scripts)
 
 
 def current_revision(engine: Engine) -> str | None:
