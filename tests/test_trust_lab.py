@@ -158,6 +158,21 @@ def test_exclude_honeypots_drops_them_from_outputs_counts_and_exit_code(honeypot
     assert dicom["studies_exposed"] == (3, 0)
 
 
+def test_jsonl_with_exclude_honeypots_streams_none_of_their_findings(honeypot_hosts, tmp_path):
+    # Given hosts of which three are honeypots, When the findings are streamed as JSON lines
+    streamed, _ = _scan_hosts(honeypot_hosts, tmp_path, "--jsonl", "--exclude-honeypots")
+    everything, document = _scan_hosts(honeypot_hosts, tmp_path, "--jsonl")
+    lines = [json.loads(line) for line in streamed.stdout.splitlines()]
+    # Then none of the honeypots' findings is among them (they are sent once the scan is assessed)
+    honeypots = {(s["host"], s["port"]) for s in document["services"] if s["trust"]["honeypot"]}
+    assert len(honeypots) == 3
+    assert lines and all((f["host"], f["port"]) not in honeypots for f in lines)
+    # and without the flag every finding is streamed, the honeypots' too
+    every = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert {(f["host"], f["port"]) for f in every} & honeypots
+    assert len(every) == len(document["findings"]) > len(lines)
+
+
 def test_without_the_signals_nothing_extra_is_asked(honeypot_hosts, tmp_path):
     _, document = _scan_hosts(honeypot_hosts, tmp_path, "--no-honeypot-signals")
     dicom = [s for s in document["services"] if s["protocol"] == "dicom"]

@@ -230,7 +230,8 @@ def scan(
         help="Reports written with --output: html, sarif, csv, md, json (scan.json is always written)")]
         = "json,html",
     jsonl: Annotated[bool, typer.Option("--jsonl",
-        help="Stream findings to stdout as JSON lines, as they are found")] = False,
+        help="Stream findings to stdout as JSON lines, as they are found (with --exclude-honeypots: "
+        "at the end, once the scan knows which services look like honeypots)")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose",
         help="Also list every open service and why a probe stopped")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet",

@@ -332,7 +332,9 @@ def _scan(request: ScanRequest, ports: list[int], plan: _Plan, store: Any, conso
     if mode == "auto":
         mode = "rich" if console.is_terminal else "json"
     info.complete = False
-    stream = _FindingStream(out, request.severities) if request.jsonl and out is not None else None
+    stream = None
+    if request.jsonl and out is not None:  # honeypots are known only once the whole scan is assessed
+        stream = _FindingStream(out, request.severities, live=not request.exclude_honeypots)
     journal = Journal(store, info, request_record(request), request.shard_size)
     outcome = _run_shards(request, config, plan, journal, console, mode, stream)
     info.end = datetime.now(UTC)
@@ -374,12 +376,20 @@ def _show(request: ScanRequest, result: ScanResult, stored: Path | None, console
 
 
 class _FindingStream:
-    """--jsonl: each finding as one JSON line on stdout, as soon as it is known."""
+    """--jsonl: each finding as one JSON line on stdout, as soon as it is known. Not `live` (with
+    --exclude-honeypots): all at the end, once the whole scan says which services look like
+    honeypots (some signals compare services across hosts), so none of theirs is sent."""
 
-    def __init__(self, out: Console, severities: frozenset[Severity] | None) -> None:
+    def __init__(self, out: Console, severities: frozenset[Severity] | None, live: bool = True) -> None:
         self.file = out.file
         self.severities = severities
+        self.live = live
         self.sent: set[tuple[str, str, int]] = set()
+
+    def found(self, findings: list[Finding]) -> None:
+        """Findings of a service just scanned."""
+        if self.live:
+            self.send(findings)
 
     def send(self, findings: list[Finding]) -> None:
         for finding in findings:
@@ -462,7 +472,7 @@ def _run_with_progress(
     def listener(event: ScanEvent) -> None:
         record(event)
         if stream is not None and isinstance(event, ServiceDone):
-            stream.send(event.findings)
+            stream.found(event.findings)
         display.update(event, view, scanner.held_back())
 
     scanner = Scanner(config, listener)
