@@ -158,8 +158,10 @@ Data = Callable[[asyncio.StreamWriter], Awaitable[None]]
 def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 parrot\r\n",
                on_cut: bytes | None = b"426 broken\r\n", abor: bytes | None = b"426 aborted\r\n226 ABOR ok\r\n",
                hang_after_cut: bool = False, log: list[bytes] | None = None,
-               refuse: dict[bytes, bytes] | None = None) -> Callable:  # fmt: skip
+               refuse: dict[bytes, bytes] | None = None, feat: bytes = b"500 no\r\n") -> Callable:  # fmt: skip
     """A scripted FTP server: login always works, PASV opens a data listener for LIST/RETR.
+
+    feat: the answer to FEAT, on the first control connection only (later ones get 500).
 
     refuse: LIST or RETR commands (as sent, e.g. b"LIST /bad") answered with this reply instead.
 
@@ -168,7 +170,12 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
     control connection once a transfer was cut; log: every command received, in order.
     """
 
+    connections = 0
+
     async def scenario(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
         writer.write(banner)
         await writer.drain()
         pending: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
@@ -216,7 +223,7 @@ def ftp_server(listing: Data, retr: Data | None = None, banner: bytes = b"220 pa
             elif verb == b"USER":
                 writer.write(b"230 welcome\r\n")
             elif verb == b"FEAT":
-                writer.write(b"500 no\r\n")
+                writer.write(feat if first else b"500 no\r\n")
             elif verb == b"ABOR":
                 if abor is not None:
                     writer.write(abor)
@@ -292,6 +299,23 @@ def test_hostile_endless_multiline_reply_is_cut():
     with Parrot(scenario) as parrot:
         outcome = run_probe(parrot.port)
     assert outcome.status is ProbeStatus.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("feat", [b"211-" + b"X" * 20_000 + b"\r\n", b"211-Features\r\n MLSD\r\n"],
+                         ids=["a line too long", "a list that never ends"])
+def test_hostile_feat_answer_does_not_hide_the_anonymous_tree(feat):
+    # Given a server whose FEAT answer is hostile, and whose anonymous tree holds DICOM-named files
+    from phiwatch_lab.medtree import _small_image
+
+    image = _small_image()
+    listing = fixed(b"-rw-r--r-- 1 0 0 %d Nov 22 03:07 IM000001\r\n" % len(image))
+    with Parrot(ftp_server(listing, fixed(image), feat=feat)) as parrot:
+        outcome = run_probe(parrot.port, timeout=1.0)
+    # Then a new control connection logs in without FEAT: the exposure is still found
+    assert outcome.status is ProbeStatus.EXPOSED, outcome.detail
+    assert outcome.facts.access == "anonymous" and outcome.facts.listing == "list"
+    assert outcome.facts.tls_offered is None  # not known: FEAT was not read
+    assert outcome.facts.shares[0].files["dicom"].verified == 1
 
 
 def test_hostile_100000_line_listing_is_bounded():

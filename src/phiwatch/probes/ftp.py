@@ -375,10 +375,10 @@ class _Session:
                 self.ftp.close()
 
     def _run(self) -> Outcome:
-        ftp = self._connect()
-        features = self._features(ftp)
-        user = self._login(ftp)
-        ftp = self.ftp or ftp  # a new session when the server hung up after a refusal
+        features = self._features(self._connect())
+        user = self._login(self.ftp or self._connect())  # a new connection when FEAT broke the first
+        ftp = self.ftp  # the one _login ended on (a new one when the server hung up after a refusal)
+        assert ftp is not None
         if user is None:
             self.facts.access = "denied"
             self.facts.shares = [ShareFacts(name="/", auth_required=True)]
@@ -408,10 +408,18 @@ class _Session:
         return Outcome(ProbeStatus.OPEN, self.facts, detail)
 
     def _features(self, ftp: _BoundedFTP) -> set[str]:
+        """What FEAT announces. A hostile answer (a line too long, a list that never ends, a hang-up)
+        is not the end of the session: the login goes on a new connection, features unknown."""
         try:
             reply = ftp.sendcmd("FEAT")
         except (ftplib.error_perm, ftplib.error_temp, ftplib.error_reply):
             self.facts.tls_offered = False
+            return set()
+        except (ftplib.Error, EOFError, OSError, UnicodeError):
+            if self.expired:
+                raise
+            ftp.close()
+            self.ftp = None
             return set()
         features = {line.strip().upper() for line in reply.splitlines()[1:-1]}
         self.facts.tls_offered = any(f.startswith("AUTH") and "TLS" in f for f in features)
