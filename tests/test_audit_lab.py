@@ -57,7 +57,7 @@ def views(lab, lab_state_dir, tmp_path_factory) -> dict:
     elsewhere = [s for s in lab["services"] if host_of(lab, s) != lab["host"]]
     hosts = [lab["host"], *sorted({s["host"] for s in elsewhere})]
     ports = ",".join([*sorted({str(s["port"]) for s in elsewhere}), f"{min(local)}-{max(local)}"])
-    scan = run("scan", *hosts, "-p", ports, "--try-default-logins", "--timeout", "2", "--no-db",
+    scan = run("scan", *hosts, "-p", ports, "--try-default-logins", "--timeout", "5", "--no-db",
                "--output", str(out / "scan"))
     assert scan.returncode == 0, scan.stderr
     audit = run("audit", str(lab_state_dir), "--sniff-served", "--diff", "--output", str(out / "audit"))
@@ -138,7 +138,7 @@ def test_proftpd_and_apache_alone_agree_with_their_scan(name, tmp_path):
             folder = Path(entry["served"]).parent  # the server's folder: its configuration and its tree
             ports = [entry["port"]] if name != "apache-index" else [entry["port"], entry["port"] + 1,
                                                                      entry["port"] + 2]
-            scan = run("scan", "127.0.0.1", "-p", ",".join(map(str, ports)), "--timeout", "2", "--no-db",
+            scan = run("scan", "127.0.0.1", "-p", ",".join(map(str, ports)), "--timeout", "5", "--no-db",
                        "--output", str(tmp_path / "scan"))
             audit = run("audit", str(folder), "--sniff-served", "--output", str(tmp_path / "audit"))
     except LabError as exc:

@@ -48,7 +48,7 @@ def ports(lab) -> list[str]:
 def scanned(lab, ports, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("terminal")
     db = out / "store.db"
-    result = phiwatch("scan", lab["host"], "-p", ",".join(ports), "--timeout", "2", "--progress", "none",
+    result = phiwatch("scan", lab["host"], "-p", ",".join(ports), "--timeout", "5", "--progress", "none",
                       "--db", str(db), "-o", str(out / "reports"), "--format", "sarif,csv,md")
     assert result.returncode == 0, result.stderr
     return {"result": result, "out": out, "db": db,
@@ -92,7 +92,7 @@ def test_the_summary_says_where_the_scan_is_and_how_to_render_it(scanned, tmp_pa
 
 
 def test_jsonl_streams_findings_and_quiet_and_verbose_change_only_what_they_say(lab, ports, tmp_path):
-    target = [lab["host"], "-p", ",".join(ports), "--timeout", "2", "--no-db"]
+    target = [lab["host"], "-p", ",".join(ports), "--timeout", "5", "--no-db"]
     streamed = phiwatch("scan", *target, "--jsonl", "--progress", "none", "-o", str(tmp_path))
     assert streamed.returncode == 0, streamed.stderr
     records = [json.loads(line) for line in streamed.stdout.splitlines()]
@@ -130,7 +130,7 @@ def test_report_keeps_only_the_severities_asked_for(scanned, tmp_path):
 
 def test_progress_counts_ports_and_names_the_limit_that_holds_back(lab, ports):
     # Given one host's five ports and one connection at a time to it
-    result = phiwatch("scan", lab["host"], "-p", ",".join(ports), "--timeout", "2", "--no-db",
+    result = phiwatch("scan", lab["host"], "-p", ",".join(ports), "--timeout", "5", "--no-db",
                       "--progress", "json", "--per-host", "1")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
@@ -145,7 +145,7 @@ def test_progress_counts_ports_and_names_the_limit_that_holds_back(lab, ports):
 
 def test_diff_of_a_narrower_scan_calls_nothing_fixed_it_did_not_look_at(lab, ports, scanned):
     # Given the full scan above, and a newer scan of only the accept-anything SCP's port
-    newer = phiwatch("scan", lab["host"], "-p", str(port(lab, "pynetdicom-any")), "--timeout", "2",
+    newer = phiwatch("scan", lab["host"], "-p", str(port(lab, "pynetdicom-any")), "--timeout", "5",
                      "--db", str(scanned["db"]), "-q")
     assert newer.returncode == 0, newer.stderr
     stored = phiwatch("scans", "--db", str(scanned["db"]))

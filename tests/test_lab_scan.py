@@ -46,7 +46,7 @@ def lab_scan(lab, tmp_path_factory):
     ports = ",".join([*sorted({str(s["port"]) for s in elsewhere}), f"{min(local)}-{max(local)}"])
     result = phiwatch("scan", *hosts, "-p", ports,
                       "--output", str(out), "--db", str(out / "phiwatch.db"),
-                      "--log-file", str(out / "phiwatch.log"), "--timeout", "2")
+                      "--log-file", str(out / "phiwatch.log"), "--timeout", "5")
     assert result.returncode == 0, result.stderr
     document = json.loads((out / "scan.json").read_text())
     return {"out": out, "process": result, "json": document, "lab": lab,

@@ -43,7 +43,7 @@ def lab_trust(lab, tmp_path_factory):
     hosts = [lab["host"], *sorted({s["host"] for s in elsewhere})]
     ports = ",".join([*sorted({str(s["port"]) for s in elsewhere}), f"{min(local)}-{max(local)}"])
     result = phiwatch("scan", *hosts, "-p", ports, "--output", str(out), "--db", str(out / "phiwatch.db"),
-                      "--timeout", "2", "--progress", "none")
+                      "--timeout", "5", "--progress", "none")
     assert result.returncode == 0, result.stderr
     document = json.loads((out / "scan.json").read_text())
     by_address = {(s["host"], s["port"]): s for s in document["services"]}
