@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..models import RepositoryFacts, Service
 from .base import Observation, check
-from .repository import exposure, files, medical_evidence, walk_note
+from .repository import listing_observation, medical_observation, web_listing
 
 STYLES = {
     "apache": "Apache mod_autoindex",
@@ -15,38 +15,22 @@ STYLES = {
 }
 
 
-def _facts(service: Service) -> RepositoryFacts | None:
-    facts = service.repository
-    if service.protocol not in ("http", "https") or facts is None or facts.listing != "html":
-        return None
-    return facts if facts.access == "anonymous" else None
-
-
 def _index(facts: RepositoryFacts) -> str:
     return STYLES.get(facts.dialect or "", "a generated directory index")
 
 
 @check
 def http_index_medical_files_exposed(service: Service) -> Observation | None:
-    facts = _facts(service)
-    if facts is None or not files(facts.shares):
+    facts = web_listing(service, "html")
+    if facts is None:
         return None
-    return Observation(
-        evidence=medical_evidence(f"An open directory index ({_index(facts)}) without credentials", facts.shares),
-        exposure=exposure(facts.shares),
-    )
+    return medical_observation(facts, f"An open directory index ({_index(facts)}) without credentials")
 
 
 @check
 def http_directory_listing(service: Service) -> Observation | None:
-    facts = _facts(service)
-    if facts is None or files(facts.shares):
+    facts = web_listing(service, "html")
+    if facts is None:
         return None
-    entries = sum(share.entries for share in facts.shares)
-    folders = sum(share.directories for share in facts.shares)
-    return Observation(
-        evidence=(
-            f"The web root is a directory index ({_index(facts)}) readable without credentials: "
-            f"{entries} entries in {folders} folder(s) listed, no medical file seen ({walk_note(facts.shares)})."
-        )
-    )
+    return listing_observation(
+        facts, f"The web root is a directory index ({_index(facts)}) readable without credentials")

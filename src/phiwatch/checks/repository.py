@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..models import Exposure, FileCounts, FileKindCount, RepositoryFacts, ShareFacts
+from ..models import Exposure, FileCounts, FileKindCount, RepositoryFacts, Service, ShareFacts
+from .base import Observation
 
 MEDICAL = ("dicom", "dicomdir", "hl7", "x12")
 LABELS = {"dicom": "DICOM", "dicomdir": "DICOMDIR", "hl7": "HL7 v2", "x12": "X12"}
@@ -69,3 +70,28 @@ def share_names(shares: list[ShareFacts], limit: int) -> str:
 def medical_shares(facts: RepositoryFacts) -> list[ShareFacts]:
     """The shares that hold medical files."""
     return [share for share in facts.shares if files([share])]
+
+
+def web_listing(service: Service, listing: str) -> RepositoryFacts | None:
+    """The facts of a web port (http, https) walked as `listing` (html, webdav) without credentials."""
+    facts = service.repository
+    if service.protocol not in ("http", "https") or facts is None or facts.listing != listing:
+        return None
+    return facts if facts.access == "anonymous" else None
+
+
+def medical_observation(facts: RepositoryFacts | None, how: str) -> Observation | None:
+    """The walk read medical files: '<how> gave read access to medical files (...)', with the counts."""
+    if facts is None or not files(facts.shares):
+        return None
+    return Observation(evidence=medical_evidence(how, facts.shares), exposure=exposure(facts.shares))
+
+
+def listing_observation(facts: RepositoryFacts | None, opening: str) -> Observation | None:
+    """The walk listed folders but read no medical file: '<opening>: N entries in M folder(s) listed, ...'."""
+    if facts is None or files(facts.shares):
+        return None
+    entries = sum(share.entries for share in facts.shares)
+    folders = sum(share.directories for share in facts.shares)
+    return Observation(evidence=f"{opening}: {entries} entries in {folders} folder(s) listed, "
+                                f"no medical file seen ({walk_note(facts.shares)}).")
