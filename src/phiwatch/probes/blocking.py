@@ -16,7 +16,7 @@ import importlib
 import socket
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
@@ -25,6 +25,7 @@ from .outcome import Outcome as ProbeOutcome
 from .walk import Outcome, WalkLimits, has_medical_files
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 PROTOCOL_SHARE = 8  # the walk's listings and heads may use 7/8 of --byte-budget; the rest is protocol
 
 
@@ -65,6 +66,26 @@ async def run_session(
     if isinstance(result, ProbeOutcome) and session.budget_spent and result.status in _BROKEN:
         result.status, result.detail = ProbeStatus.BUDGET_EXCEEDED, "byte budget spent"
     return result
+
+
+class Walker(Protocol[T_co]):
+    """A protocol's blocking session: run() does the work, kill() (the watchdog's) ends it early."""
+
+    def run(self) -> T_co: ...
+
+    def kill(self) -> None: ...
+
+
+async def walk_session(
+    engine: Engine, host: str, limits: WalkLimits, start: Callable[[BlockingSession, WalkLimits, float], Walker[T]]
+) -> T:
+    """One file-repository session on `host`, the same for every protocol: its wall time, its
+    connections owned by the engine, the walk's bounds within the service's byte budget; `start`
+    makes the protocol's session from (connections, bounds, wall), run in the pool under the watchdog."""
+    wall = session_wall(engine, limits.walk_time)
+    conn = engine.blocking_session(host, wall)
+    session = start(conn, walk_limits(engine, limits), wall)
+    return await run_session(engine, conn, session.run, session.kill, wall)
 
 
 def load_sniffer() -> None:

@@ -35,7 +35,7 @@ from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
 from ..peertext import peer_text
 from ..sessions import BlockingSession
-from .blocking import run_session, session_wall, walk_limits
+from .blocking import walk_session
 from .http_client import USER_AGENT
 from .outcome import Peer
 from .walk import (
@@ -618,8 +618,5 @@ class _Session:
 
 async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome | None:
     """The web root as a directory index, or None when it is not one; never raises."""
-    host, port, tls, options = peer.host, peer.port, peer.tls, probe_options.files
-    wall = session_wall(engine, options.limits.walk_time)
-    conn = engine.blocking_session(host, wall)
-    session = _Session(conn, port, tls, walk_limits(engine, options.limits), engine.limits.timeout, wall)
-    return await run_session(engine, conn, session.run, session.kill, wall)
+    return await walk_session(engine, peer.host, probe_options.files.limits, lambda conn, limits, wall:
+                              _Session(conn, peer.port, peer.tls, limits, engine.limits.timeout, wall))

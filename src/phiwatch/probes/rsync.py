@@ -30,7 +30,7 @@ from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
 from ..text import sanitize
-from .blocking import failed, os_failure, run_session, session_wall, walk_limits
+from .blocking import failed, os_failure, walk_session
 from .outcome import Peer
 from .rsync_proto import (
     GLOB,
@@ -308,8 +308,5 @@ class _Session:
 
 async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one rsync daemon; never raises."""
-    host, port, options = peer.host, peer.port, probe_options.files
-    wall = session_wall(engine, options.limits.walk_time)
-    conn = engine.blocking_session(host, wall)
-    session = _Session(conn, port, walk_limits(engine, options.limits), engine.limits.timeout, wall)
-    return await run_session(engine, conn, session.run, session.kill, wall)
+    return await walk_session(engine, peer.host, probe_options.files.limits, lambda conn, limits, wall:
+                              _Session(conn, peer.port, limits, engine.limits.timeout, wall))

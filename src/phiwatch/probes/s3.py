@@ -50,7 +50,7 @@ from ..models import ProbeStatus, RepositoryFacts, ShareFacts
 from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
 from ..text import sanitize
-from .blocking import os_failure, run_session, session_wall, walk_limits
+from .blocking import os_failure, walk_session
 from .bucket_names import bucket_name_problem
 from .http_client import USER_AGENT, HttpLimits, HttpSession
 from .outcome import Peer
@@ -635,12 +635,9 @@ class _Session:
 
 async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome:
     """Probe one S3-compatible endpoint; never raises."""
-    host, port, tls, options = peer.host, peer.port, peer.tls, probe_options.files
-    wall = session_wall(engine, options.limits.walk_time)
-    conn = engine.blocking_session(host, wall)
-    options = dataclasses.replace(options, limits=walk_limits(engine, options.limits))
-    session = _Session(conn, port, tls, options, engine.limits.timeout, wall)
-    return await run_session(engine, conn, session.run, session.kill, wall)
+    options = probe_options.files
+    return await walk_session(engine, peer.host, options.limits, lambda conn, limits, wall: _Session(
+        conn, peer.port, peer.tls, dataclasses.replace(options, limits=limits), engine.limits.timeout, wall))
 
 
 async def on_web(engine: Engine, peer: Peer, options: ProbeOptions) -> Outcome | None:

@@ -28,7 +28,7 @@ from ..engine import Engine
 from ..models import ProbeStatus, RepositoryFacts
 from ..peertext import peer_text, place_name
 from ..sessions import BlockingSession
-from .blocking import run_session, session_wall, walk_limits
+from .blocking import walk_session
 from .dirindex import TracedSockets
 from .dirindex import _client as session_client  # httpx over the engine's blocking session
 from .outcome import Peer
@@ -295,8 +295,5 @@ class _Session:
 
 async def probe(engine: Engine, peer: Peer, probe_options: ProbeOptions) -> Outcome | None:
     """The web service as an anonymous WebDAV share, or None when it is not one; never raises."""
-    options = probe_options.files
-    wall = session_wall(engine, options.limits.walk_time)
-    conn = engine.blocking_session(peer.host, wall)
-    session = _Session(conn, peer.port, peer.tls, walk_limits(engine, options.limits), engine.limits.timeout, wall)
-    return await run_session(engine, conn, session.run, session.kill, wall)
+    return await walk_session(engine, peer.host, probe_options.files.limits, lambda conn, limits, wall:
+                              _Session(conn, peer.port, peer.tls, limits, engine.limits.timeout, wall))
