@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Two connections are simultaneous if both were open for longer than this at once: shorter
@@ -33,6 +34,9 @@ class CountingRelay:
     target_host: str
     ports: list[int]
     records: list[Record] = field(default_factory=list)
+    # For each connection, a function through which the server's bytes pass on their way to the
+    # client (a tampering relay: tests that a server's one malformed answer is survived).
+    rewrite: Callable[[], Callable[[bytes], bytes]] | None = None
 
     def __enter__(self) -> CountingRelay:
         self._loop = asyncio.new_event_loop()
@@ -109,7 +113,8 @@ class CountingRelay:
             await self._until_client_ends(record, reader)
             writer.close()
             return
-        upstream = asyncio.ensure_future(self._pipe(up_reader, writer, record))
+        change = self.rewrite() if self.rewrite is not None else None
+        upstream = asyncio.ensure_future(self._pipe(up_reader, writer, record, change))
         await self._pipe(reader, up_writer)  # the client's data, to its end
         record.closed = time.monotonic()
         upstream.cancel()
@@ -126,11 +131,13 @@ class CountingRelay:
 
     @staticmethod
     async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter,
-                    record: Record | None = None) -> None:
+                    record: Record | None = None, change: Callable[[bytes], bytes] | None = None) -> None:
         try:
             while data := await source.read(65536):
                 if record is not None:
                     record.sent += len(data)
+                if change is not None:
+                    data = change(data)
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.CancelledError):

@@ -197,6 +197,51 @@ def test_bounds_hold_on_the_real_tree(guest_lab):
     assert outcome.detail == "3 disk shares, 1 walked"
 
 
+def cut_tree_connect_answer(nth: int):
+    """For a relay: on each connection, the server's nth successful TREE_CONNECT answer loses its
+    body (the NetBIOS frames around it stay whole, so the session goes on)."""
+
+    def per_connection():
+        pending, seen = bytearray(), 0
+
+        def change(data: bytes) -> bytes:
+            nonlocal seen
+            pending.extend(data)
+            out = bytearray()
+            while len(pending) >= 4 and len(pending) >= 4 + int.from_bytes(pending[1:4], "big"):
+                length = int.from_bytes(pending[1:4], "big")
+                frame = bytes(pending[4:4 + length])
+                del pending[:4 + length]
+                answer = frame[:4] == b"\xfeSMB" and int.from_bytes(frame[16:20], "little") & 1
+                if answer and int.from_bytes(frame[12:14], "little") == 3 and frame[8:12] == b"\0" * 4:
+                    seen += 1
+                    if seen == nth:
+                        frame = frame[:64] + b"\x10\x00"
+                out += len(frame).to_bytes(4, "big") + frame
+            return bytes(out)
+
+        return change
+
+    return per_connection
+
+
+@pytest.mark.lab
+def test_a_malformed_tree_connect_answer_costs_one_share_not_the_rest(guest_lab):
+    from .relay import CountingRelay
+
+    # Given real Samba behind a relay that cuts the body of its third tree-connect answer on every
+    # connection (IPC$ for the share list, then imaging, then public)
+    with CountingRelay("127.0.0.91", HOST, [guest_lab["port"]], rewrite=cut_tree_connect_answer(3)):
+        outcome = _run_probe(smb, guest_lab["port"], timeout=5.0, host="127.0.0.91")
+    # Then public is recorded with its error, finance after it is still tried, and the exposure holds
+    shares = {share.name: share for share in outcome.facts.shares}
+    assert set(shares) == {"imaging", "public", "finance"}, outcome
+    assert shares["public"].error is not None and not shares["public"].readable
+    assert shares["finance"].error == "tree STATUS_ACCESS_DENIED"
+    assert shares["imaging"].readable and shares["imaging"].files["dicom"].verified > 0
+    assert outcome.status is ProbeStatus.EXPOSED
+
+
 @pytest.mark.lab
 def test_auth_server_refuses_null_and_guest_and_gives_no_finding(auth_lab):
     expected = auth_lab["expected"]

@@ -481,6 +481,12 @@ class _Session:
             except SessionError as exc:
                 self.facts.shares.append(ShareFacts(name=name, auth_required=True, error=f"tree {_status(exc)}"))
                 continue
+            except Exception as exc:  # a malformed answer costs this share, not the ones after it
+                status, why = _failure(exc)
+                if self.expired or status is not ProbeStatus.PROTOCOL_ERROR:
+                    raise  # a broken connection, a timeout, the byte budget: the session ends
+                self.facts.shares.append(ShareFacts(name=name, error=f"tree: {why}"))
+                continue
             walk = BoundedWalk(SmbTree(conn, tree, raw, self.budget), self.budget, name)
             try:
                 walk.run()
