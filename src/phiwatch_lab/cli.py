@@ -20,12 +20,15 @@ StateDir = Annotated[Path | None, typer.Option(help="Where the lab keeps its fil
 def lab_up(
     state_dir: StateDir = None,
     base_port: Annotated[int | None, typer.Option(help="First of the lab's hundred reserved ports")] = None,
+    implementations: Annotated[bool, typer.Option("--implementations", help=(
+        "Also the further real implementations of each protocol: ProFTPD, pure-ftpd, rclone, Apache, "
+        "lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV (150 ports from the base)"))] = False,
 ) -> None:
     """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
     from . import DEFAULT_BASE_PORT, LabError, up
 
     try:
-        manifest = up(state_dir, base_port or DEFAULT_BASE_PORT)
+        manifest = up(state_dir, base_port or DEFAULT_BASE_PORT, implementations)
     except LabError as exc:
         err.print(f"phiwatch lab: error: {exc}", markup=False)
         raise typer.Exit(2) from exc

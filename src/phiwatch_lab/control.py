@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ DEFAULT_BASE_PORT = 21100
 READY_TIMEOUT = 30.0
 MANIFEST = "lab.json"
 PIDS = "pids.json"
+PUBLIC = "public-folder"  # where the servers that drop privileges keep their files (lab up --implementations)
 CREDENTIALS = "orthanc-locked.credentials"
 MARKER = ".phiwatch-lab"
 _DATA_DIRS = (
@@ -115,10 +117,15 @@ def _python_env() -> dict[str, str]:
     return env
 
 
-def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT) -> dict:
-    """Start every lab server (idempotent), load the data, write and return the manifest."""
+def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT, implementations: bool = False) -> dict:
+    """Start every lab server (idempotent), load the data, write and return the manifest.
+
+    implementations: also the further real implementations of each protocol (ProFTPD, pure-ftpd,
+    rclone, Apache, lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV: plugins.further),
+    which the tests otherwise start one at a time (`single`)."""
     state = _resolve(state_dir)
-    highest = 65536 - services.PORT_SPAN  # base .. base + PORT_SPAN - 1, reserved ports included
+    span = services.IMPLEMENTATIONS_SPAN if implementations else services.PORT_SPAN
+    highest = 65536 - span  # base .. base + span - 1, reserved ports included
     if not 1024 <= base_port <= highest:
         raise LabError(f"base port {base_port} is out of range (1024-{highest})")
     _claim(state)
@@ -126,17 +133,20 @@ def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT) -> dic
         current = manifest(state)
         records = _records(state)
         if current and records and all(process.record_alive(r) for r in records):
-            if current.get("base_port") == base_port:
+            if current.get("base_port") == base_port and current.get("implementations", False) == implementations:
                 return current
             raise LabError(
-                f"the lab already runs on base port {current.get('base_port')} in {state}: "
+                f"the lab already runs on base port {current.get('base_port')} in {state}"
+                f"{' with' if current.get('implementations') else ' without'} the further implementations: "
                 "run 'phiwatch lab down' first"
             )
         if records:
             process.stop(records)  # a half-dead lab: clear it before starting again
+        _remove_public(state)
         for name in (PIDS, MANIFEST):
             (state / name).unlink(missing_ok=True)
-        return _start(state, base_port)
+        chosen = (*plugins.servers(), *(plugins.further() if implementations else ()))
+        return _start(state, base_port, chosen)
 
 
 def _claim(state: Path) -> None:
@@ -150,13 +160,13 @@ def _claim(state: Path) -> None:
     marker.write_text("phiwatch lab state directory: 'phiwatch lab down' stops its servers\n")
 
 
-def _processes() -> list[tuple[str, tuple[int, ...]]]:
-    """(process name, port offsets) of the built-in servers, then of the plug-ins."""
-    return [*services.PROCESSES, *((server.name, server.offsets) for server in plugins.servers())]
+def _processes(chosen: tuple[plugins.LabServer, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """(process name, port offsets) of the built-in servers, then of the chosen plug-ins."""
+    return [*services.PROCESSES, *((server.name, server.offsets) for server in chosen)]
 
 
-def _check_ports(base: int, processes: list[tuple[str, tuple[int, ...]]] | None = None) -> None:
-    for name, offsets in _processes() if processes is None else processes:
+def _check_ports(base: int, processes: list[tuple[str, tuple[int, ...]]]) -> None:
+    for name, offsets in processes:
         for offset in offsets:
             if not process.port_free(base + offset):
                 raise LabError(
@@ -165,7 +175,9 @@ def _check_ports(base: int, processes: list[tuple[str, tuple[int, ...]]] | None 
                 )
 
 
-def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, str], int, dict]:
+def _prepare(
+    state: Path, base: int, chosen: tuple[plugins.LabServer, ...]
+) -> tuple[dict[str, list[str]], tuple[str, str], int, dict]:
     """Write configurations, credentials, certificate, dcmqrscp's index and the FTP tree.
 
     Returns each process's argv, the locked Orthanc's credentials, the number of
@@ -173,10 +185,10 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     """
     os.chmod(state, 0o700)
     logs = state / "logs"
-    for name in (*_DATA_DIRS, *(server.name for server in plugins.servers())):
+    for name in (*_DATA_DIRS, *(server.name for server in (*plugins.servers(), *plugins.implementations()))):
         shutil.rmtree(state / name, ignore_errors=True)
     logs.mkdir(exist_ok=True)
-    for name, _ in _processes():
+    for name, _ in _processes(chosen):
         (logs / f"{name}.log").unlink(missing_ok=True)
 
     password = secrets.token_urlsafe(32)
@@ -245,29 +257,52 @@ def _prepare(state: Path, base: int) -> tuple[dict[str, list[str]], tuple[str, s
     return argv, auth, qr_studies, ftp_tree
 
 
-def _prepare_plugins(state: Path, base: int) -> dict[str, plugins.Prepared]:
+def _public_folder(state: Path) -> Path:
+    """A folder for the servers that drop to an unprivileged user (Apache, lighttpd, ProFTPD, ...),
+    which cannot reach the private state folder: a new one in the temporary folder, readable by
+    all (it holds the medical tree with the canary only), named in the state folder so that
+    `down` removes it."""
+    public = Path(tempfile.mkdtemp(prefix="phiwatch-lab-"))
+    public.chmod(0o755)
+    (state / PUBLIC).write_text(str(public))
+    return public
+
+
+def _remove_public(state: Path) -> None:
+    record = state / PUBLIC
+    if not record.is_file():
+        return
+    public = Path(record.read_text().strip())
+    if public.parent == Path(tempfile.gettempdir()) and public.name.startswith("phiwatch-lab-"):
+        shutil.rmtree(public, ignore_errors=True)
+    record.unlink(missing_ok=True)
+
+
+def _prepare_plugins(state: Path, base: int, chosen: tuple[plugins.LabServer, ...]) -> dict[str, plugins.Prepared]:
     prepared = {}
-    for server in plugins.servers():
-        folder = state / server.name
+    further = plugins.further()
+    public = _public_folder(state) if any(server in further for server in chosen) else None
+    for server in chosen:
+        folder = (public if public is not None and server in further else state) / server.name
         folder.mkdir(parents=True)
         prepared[server.name] = server.prepare(folder, base)
     return prepared
 
 
-def _start(state: Path, base: int) -> dict:
+def _start(state: Path, base: int, chosen: tuple[plugins.LabServer, ...]) -> dict:
     orthanc.orthanc_binary()
     dcmqrscp.check_installed()
     ftp.check_installed()
-    for server in plugins.servers():
+    for server in chosen:
         server.check_installed()
-    _check_ports(base)
-    argv, auth, qr_studies, ftp_tree = _prepare(state, base)
-    prepared = _prepare_plugins(state, base)
+    _check_ports(base, _processes(chosen))
+    argv, auth, qr_studies, ftp_tree = _prepare(state, base, chosen)
+    prepared = _prepare_plugins(state, base, chosen)
     argv.update({name: item.argv for name, item in prepared.items()})
     env = _python_env()
     records: list[ProcessRecord] = []
     try:
-        for name, offsets in _processes():
+        for name, offsets in _processes(chosen):
             python = argv[name][0] == sys.executable or (name in prepared and prepared[name].python)
             record = process.spawn(
                 name,
@@ -285,10 +320,11 @@ def _start(state: Path, base: int) -> dict:
         data["web-fixtures"] = {"studies": len(webfixture_pages.STUDIES)}
         facts["vsftpd-anonymous"] = ftp_tree
         plugin_services = [
-            entry for server in plugins.servers() for entry in server.services(base, prepared[server.name].facts)
+            entry for server in chosen for entry in server.services(base, prepared[server.name].facts)
         ]
         lab = {
             "base_port": base,
+            "implementations": any(server in plugins.further() for server in chosen),
             "host": services.HOST,
             "state_dir": str(state),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -304,7 +340,7 @@ def _start(state: Path, base: int) -> dict:
                     "fixture-dcm4chee-arc",
                     "fixture-dicomweb",
                     "vsftpd-anonymous",
-                    *(name for server in plugins.servers() for name in server.canary),
+                    *(name for server in chosen for name in server.canary),
                 ]
             ),
             "data": data,
@@ -403,6 +439,7 @@ def down(state_dir: Path | None = None) -> int:
         stopped = process.stop(_records(state))
         for name in (PIDS, MANIFEST):
             (state / name).unlink(missing_ok=True)
+        _remove_public(state)
         return stopped
 
 

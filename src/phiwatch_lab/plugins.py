@@ -48,10 +48,18 @@ def servers() -> tuple[LabServer, ...]:
 def implementations() -> tuple[LabServer, ...]:
     """More real implementations per protocol, each started alone by its protocol's tests
     (control.single); not part of `lab up`."""
-    from . import ftpservers, honeypots, rclone, seaweedfs, webdav, webservers
+    from . import honeypots
 
-    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, honeypots.HOSTS_SERVER,
-            webdav.SERVER)
+    return (*further(), honeypots.HOSTS_SERVER)
+
+
+def further() -> tuple[LabServer, ...]:
+    """The implementations that `lab up --implementations` starts beside the lab: those on
+    127.0.0.1 only. Not the honeypot hosts: Orthanc, dcmqrscp and wlmscpfs listen on every
+    address, so on those hosts' addresses they would answer too."""
+    from . import ftpservers, rclone, seaweedfs, webdav, webservers
+
+    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, webdav.SERVER)
 
 
 SERVERS: tuple[LabServer, ...] = ()

@@ -34,6 +34,7 @@ PORT_COUNT = 22
 MOVE_PORT_OFFSET = 30
 FTP_PASV_OFFSETS = {"vsftpd-anonymous": (40, 59), "vsftpd-closed": (60, 64)}
 PORT_SPAN = 100  # base .. base + 99 are the lab's (plug-ins in lab/plugins.py use 22 .. 29, 31 .. 39, 65 ..)
+IMPLEMENTATIONS_SPAN = 150  # with the further implementations (plugins.implementations: offsets 100 .. 141)
 
 _REJECTED_CALLED_AE = {
     "association": "rejected",
