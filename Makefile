@@ -22,11 +22,12 @@ install: $(BIN)/phiwatch
 deps:
 	bash scripts/install-debian-deps.sh
 
-# demo scans every port a lab service listens on, on loopback and on its NFS server's address inside its
-# own network namespace: hosts and ports are read from the lab's manifest, so a new lab server is scanned.
+# demo starts the lab with the further real implementations of each protocol (lab up --implementations) and
+# scans every port a lab service listens on, on loopback and on its NFS server's address inside its own
+# network namespace: hosts and ports are read from the lab's manifest, so a new lab server is scanned.
 LAB_TARGETS = import phiwatch_lab as lab, phiwatch_lab.cli as c; hosts, ports = c.scan_targets(lab.manifest())
 demo: deps install
-	$(BIN)/phiwatch lab up
+	$(BIN)/phiwatch lab up --implementations
 	hosts=$$($(BIN)/python -c '$(LAB_TARGETS); print(*hosts)') && \
 	ports=$$($(BIN)/python -c '$(LAB_TARGETS); print(*ports, sep=",")') && \
 	$(BIN)/phiwatch scan $$hosts -p $$ports --timeout 2 --output $(OUT) --progress rich

@@ -133,7 +133,8 @@ def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT, implem
         current = manifest(state)
         records = _records(state)
         if current and records and all(process.record_alive(r) for r in records):
-            if current.get("base_port") == base_port and current.get("implementations", False) == implementations:
+            # the lab already up answers, unless the further implementations are asked and it lacks them
+            if current.get("base_port") == base_port and (current.get("implementations") or not implementations):
                 return current
             raise LabError(
                 f"the lab already runs on base port {current.get('base_port')} in {state}"
