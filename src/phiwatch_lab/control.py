@@ -133,16 +133,15 @@ def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT, implem
         current = manifest(state)
         records = _records(state)
         if current and records and all(process.record_alive(r) for r in records):
-            # the lab already up answers, unless the further implementations are asked and it lacks them
-            if current.get("base_port") == base_port and (current.get("implementations") or not implementations):
-                return current
-            raise LabError(
-                f"the lab already runs on base port {current.get('base_port')} in {state}"
-                f"{' with' if current.get('implementations') else ' without'} the further implementations: "
-                "run 'phiwatch lab down' first"
-            )
+            if current.get("base_port") != base_port:
+                raise LabError(
+                    f"the lab already runs on base port {current.get('base_port')} in {state}: "
+                    "run 'phiwatch lab down' first"
+                )
+            if current.get("implementations") or not implementations:
+                return current  # the lab already up (with the further implementations, if asked) answers
         if records:
-            process.stop(records)  # a half-dead lab: clear it before starting again
+            process.stop(records)  # a half-dead lab, or one without the implementations now asked: start again
         _remove_public(state)
         for name in (PIDS, MANIFEST):
             (state / name).unlink(missing_ok=True)
