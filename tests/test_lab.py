@@ -737,6 +737,23 @@ def test_fixtures_listen_on_127_0_0_1_only(lab):
             assert probe.connect_ex(("127.0.0.2", service(lab, f"fixture-{key}")["port"])) != 0, key
 
 
+@pytest.mark.lab
+def test_servers_without_a_bind_address_answer_on_127_0_0_1_only(lab):
+    # Given Orthanc, dcmqrscp and wlmscpfs, which can only listen on every address: the lab runs each
+    # in a network namespace of its own behind a relay on 127.0.0.1 (phiwatch_lab/isolated.py)
+    names = ["orthanc-open", "orthanc-open-http", "orthanc-locked", "orthanc-locked-http", "orthanc-default",
+             "orthanc-default-http", "dcmqrscp", "wlmscpfs"]
+    for name in names:
+        port = service(lab, name)["port"]
+        # When we connect to another loopback address (a server on 0.0.0.0 answers on all of 127/8)
+        # Then nothing answers there, and the server answers on 127.0.0.1
+        with socket.socket() as elsewhere, socket.socket() as here:
+            elsewhere.settimeout(1)
+            here.settimeout(5)
+            assert elsewhere.connect_ex(("127.0.0.2", port)) != 0, name
+            assert here.connect_ex(("127.0.0.1", port)) == 0, name
+
+
 def test_fixture_backlog_takes_a_burst_of_connections_without_delay(lab):
     port = service(lab, "fixture-dicomweb")["port"]
     # Given 300 connections opened at once, Then all are accepted well under a SYN retransmit (1 s)

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import dcmqrscp, ftp, orthanc, plugins, process, services, webfixture_pages
+from . import dcmqrscp, ftp, isolated, orthanc, plugins, process, services, webfixture_pages
 from .canary import canary_bytes
 from .certs import make_self_signed, write_private
 from .datasets import DCMQR_FILES, sample_files
@@ -222,7 +222,7 @@ def _prepare(
         )
         config_path = state / name / "orthanc.json"
         orthanc.write_config(config_path, config)
-        argv[name] = orthanc.command(config_path)
+        argv[name] = isolated.command([base + offset, base + offset + 1], orthanc.command(config_path))
 
     qr_dir = state / "dcmqrscp"
     qr_storage = qr_dir / dcmqrscp.CALLED_AE
@@ -233,7 +233,7 @@ def _prepare(
     # LABVIEWER's move-destination port: base + 30, reserved, nothing listens there.
     move_port = base + services.MOVE_PORT_OFFSET
     qr_config.write_text(dcmqrscp.render_config(base + 4, qr_storage, move_port))
-    argv["dcmqrscp"] = dcmqrscp.command(qr_config, base + 4)
+    argv["dcmqrscp"] = isolated.command([base + 4], dcmqrscp.command(qr_config, base + 4))
 
     tls_dir = state / "tls"
     tls_dir.mkdir(mode=0o700)

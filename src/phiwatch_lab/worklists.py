@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import isolated
 from .canary import (
     CANARY_ACCESSION,
     CANARY_BIRTH_DATE,
@@ -113,7 +114,8 @@ def build_worklist(folder: Path) -> int:
 def prepare_worklist(folder: Path, base: int) -> Prepared:
     items = build_worklist(folder / "worklist")
     argv = [str(WLMSCPFS), "-dhl", "-dfp", str(folder / "worklist"), str(base + WORKLIST_OFFSET)]
-    return Prepared(argv=argv, facts={"items": items})
+    # wlmscpfs listens on every address: on 127.0.0.1 only through the isolating wrapper
+    return Prepared(argv=isolated.command([base + WORKLIST_OFFSET], argv), facts={"items": items}, python=True)
 
 
 def _quirk(offset: int, *flags: str) -> Any:
