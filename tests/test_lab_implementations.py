@@ -1,6 +1,6 @@
 """`phiwatch lab up --implementations`: the further real implementations of each protocol (ProFTPD,
-pure-ftpd, rclone, Apache, lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV) start
-beside the whole lab, and a scan of the lab finds each one's exposure as its own tests do.
+pure-ftpd, rclone, Apache, lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV, the
+honeypot hosts) start beside the whole lab, and a scan of the lab finds each one's exposure as its own tests do.
 
 Those servers drop to an unprivileged user, which cannot reach the lab's private state folder:
 they keep their files in a folder of their own that `lab down` removes.
@@ -37,9 +37,12 @@ def test_every_further_implementation_is_up_and_its_exposure_found(tmp_path):
         assert up.returncode == 0, up.stderr[-3000:]
         manifest = json.loads((state / "lab.json").read_text())
         public = Path((state / "public-folder").read_text().strip())
-        further = {server.name for server in plugins.further()}
-        entries = [e for e in manifest["services"] if e["process"] in further]
+        further = {server.name for server in plugins.implementations()}
+        ours = [e for e in manifest["services"] if e["process"] in further]
+        # the file servers on the lab's host; the honeypot hosts on addresses of their own (test_trust_lab)
+        entries = [e for e in ours if e.get("host", manifest["host"]) == manifest["host"]]
         assert manifest["implementations"] is True and len(entries) >= 16
+        assert {e["process"] for e in ours if e not in entries} == {"honeypot-hosts"}
         # their files are in the public folder; the rest of the lab's stay in the private state folder
         assert public.is_dir() and (public.stat().st_mode & 0o777) == 0o755
         assert {p.name for p in public.iterdir()} == further

@@ -22,7 +22,8 @@ def lab_up(
     base_port: Annotated[int | None, typer.Option(help="First of the lab's hundred reserved ports")] = None,
     implementations: Annotated[bool, typer.Option("--implementations", help=(
         "Also the further real implementations of each protocol: ProFTPD, pure-ftpd, rclone, Apache, "
-        "lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV (150 ports from the base)"))] = False,
+        "lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV, honeypot hosts "
+        "(150 ports from the base)"))] = False,
 ) -> None:
     """Start the lab's servers on 127.0.0.1 and print what each one exposes."""
     from . import DEFAULT_BASE_PORT, LabError, up

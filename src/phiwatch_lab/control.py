@@ -121,8 +121,8 @@ def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT, implem
     """Start every lab server (idempotent), load the data, write and return the manifest.
 
     implementations: also the further real implementations of each protocol (ProFTPD, pure-ftpd,
-    rclone, Apache, lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV: plugins.further),
-    which the tests otherwise start one at a time (`single`)."""
+    rclone, Apache, lighttpd, Caddy, Python's http.server, SeaweedFS, Apache WebDAV, the honeypot
+    hosts: plugins.implementations), which the tests otherwise start one at a time (`single`)."""
     state = _resolve(state_dir)
     span = services.IMPLEMENTATIONS_SPAN if implementations else services.PORT_SPAN
     highest = 65536 - span  # base .. base + span - 1, reserved ports included
@@ -145,7 +145,7 @@ def up(state_dir: Path | None = None, base_port: int = DEFAULT_BASE_PORT, implem
         _remove_public(state)
         for name in (PIDS, MANIFEST):
             (state / name).unlink(missing_ok=True)
-        chosen = (*plugins.servers(), *(plugins.further() if implementations else ()))
+        chosen = (*plugins.servers(), *(plugins.implementations() if implementations else ()))
         return _start(state, base_port, chosen)
 
 
@@ -280,7 +280,7 @@ def _remove_public(state: Path) -> None:
 
 def _prepare_plugins(state: Path, base: int, chosen: tuple[plugins.LabServer, ...]) -> dict[str, plugins.Prepared]:
     prepared = {}
-    further = plugins.further()
+    further = plugins.implementations()
     public = _public_folder(state) if any(server in further for server in chosen) else None
     for server in chosen:
         folder = (public if public is not None and server in further else state) / server.name
@@ -324,7 +324,7 @@ def _start(state: Path, base: int, chosen: tuple[plugins.LabServer, ...]) -> dic
         ]
         lab = {
             "base_port": base,
-            "implementations": any(server in plugins.further() for server in chosen),
+            "implementations": any(server in plugins.implementations() for server in chosen),
             "host": services.HOST,
             "state_dir": str(state),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -47,19 +47,11 @@ def servers() -> tuple[LabServer, ...]:
 
 def implementations() -> tuple[LabServer, ...]:
     """More real implementations per protocol, each started alone by its protocol's tests
-    (control.single); not part of `lab up`."""
-    from . import honeypots
+    (control.single), or all beside the lab by `lab up --implementations`."""
+    from . import ftpservers, honeypots, rclone, seaweedfs, webdav, webservers
 
-    return (*further(), honeypots.HOSTS_SERVER)
-
-
-def further() -> tuple[LabServer, ...]:
-    """The implementations that `lab up --implementations` starts beside the lab: those on
-    127.0.0.1 only. Not the honeypot hosts: Orthanc, dcmqrscp and wlmscpfs listen on every
-    address, so on those hosts' addresses they would answer too."""
-    from . import ftpservers, rclone, seaweedfs, webdav, webservers
-
-    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, webdav.SERVER)
+    return (*ftpservers.SERVERS, *rclone.SERVERS, *webservers.SERVERS, seaweedfs.SERVER, webdav.SERVER,
+            honeypots.HOSTS_SERVER)
 
 
 SERVERS: tuple[LabServer, ...] = ()
