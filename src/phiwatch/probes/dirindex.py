@@ -601,15 +601,7 @@ class _Session:
             access="anonymous", listing="html", dialect=tree.kind, server=tree.server, tls_offered=self.tls
         )
         walk = BoundedWalk(tree, self.budget)
-        detail = None
-        try:
-            walk.run()
-        except Exception as exc:  # the session broke mid-walk: keep what was seen
-            _, detail = _failure(exc)
-            if tree.expired:
-                detail = "session wall time spent"
-            walk.share.limited = True
-            walk.share.error = detail
+        detail = walk.run_keeping(lambda exc: "session wall time spent" if tree.expired else _failure(exc)[1])
         share = walk.facts()
         facts.shares = [share]
         status = ProbeStatus.EXPOSED if has_medical_files([share]) else ProbeStatus.OPEN

@@ -390,15 +390,7 @@ class _Session:
         self.facts.listing = "mlsd" if mlsd else "list"
         tree = FtpTree(ftp, self.budget, self.timeout, mlsd, lambda: self._again(user))
         walk = BoundedWalk(tree, self.budget)
-        detail = None
-        try:
-            walk.run()
-        except Exception as exc:  # the session broke mid-walk: keep what was seen
-            status, detail = _failure(exc)
-            if self.expired:
-                detail = "session wall time spent"
-            walk.share.limited = True
-            walk.share.error = detail
+        detail = walk.run_keeping(lambda exc: "session wall time spent" if self.expired else _failure(exc)[1])
         share = walk.facts()
         self.facts.shares = [share]
         if has_medical_files([share]):

@@ -571,14 +571,8 @@ class _Session:
             return ShareFacts(name=name, auth_required=True, error=f"mount requires {need}"), None
         nfs.denied = 0
         walk = BoundedWalk(NfsTree(nfs, bytes(info["fhandle"]), self.budget), self.budget, name)
-        failure = None
-        try:
-            walk.run()
-        except Exception as exc:  # the session broke mid-walk: keep what was seen
-            failure = self._broken(exc)
-            walk.share.limited = True
-            walk.share.error = failure
-        else:
+        failure = walk.run_keeping(self._broken)
+        if failure is None:
             self._unmount(mount, path)
         share = walk.facts()
         if not share.readable and share.error is None:

@@ -298,11 +298,7 @@ class _Session:
         self.connections.close()
         walk = BoundedWalk(tree, self.budget, share.name)
         walk.share = share
-        try:
-            walk.run()
-        except Exception as exc:  # a head read broke mid-walk: keep what was seen
-            share.limited = True
-            share.error = _failure(exc)[1]
+        walk.run_keeping(lambda exc: _failure(exc)[1])  # a head read broke mid-walk: what was seen is kept
         walk.facts()
 
 

@@ -624,12 +624,7 @@ class _Session:
 
     def _walk(self, tree: BucketTree, name: str) -> ShareFacts:
         walk = BoundedWalk(tree, self.budget, place_name(sanitize(name, 63)))
-        try:
-            walk.run()
-        except Exception as exc:  # the session broke mid-walk: keep what was seen
-            _status, detail = self._detail(exc)
-            walk.share.limited = True
-            walk.share.error = detail
+        walk.run_keeping(lambda exc: self._detail(exc)[1])
         return walk.facts()
 
 

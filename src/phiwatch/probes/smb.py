@@ -488,14 +488,9 @@ class _Session:
                 self.facts.shares.append(ShareFacts(name=name, error=f"tree: {why}"))
                 continue
             walk = BoundedWalk(SmbTree(conn, tree, raw, self.budget), self.budget, name)
-            try:
-                walk.run()
-            except Exception as exc:  # the session broke mid-walk: keep what was seen
-                _, detail = _failure(exc)
-                if self.expired:
-                    detail = "session wall time spent"
-                walk.share.limited = True
-                walk.share.error = detail
+            broken = walk.run_keeping(lambda exc: "session wall time spent" if self.expired else _failure(exc)[1])
+            if broken is not None:  # the session broke mid-walk: what was seen is kept, the rest not tried
+                detail = broken
                 self.facts.shares.append(walk.facts())
                 break
             share = walk.facts()

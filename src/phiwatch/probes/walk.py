@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -265,6 +266,18 @@ class BoundedWalk:
             self.in_a_row += 1
         if first or self.in_a_row >= MAX_FAILED_IN_A_ROW or isinstance(exc, BudgetSpent):
             raise exc
+
+    def run_keeping(self, describe: Callable[[BaseException], str]) -> str | None:
+        """run(), keeping what was seen when the session breaks mid-walk: the share is marked
+        limited, with describe(the failure) as its error, which is returned; None when the walk ended."""
+        try:
+            self.run()
+        except Exception as exc:
+            detail = describe(exc)
+            self.share.limited = True
+            self.share.error = detail
+            return detail
+        return None
 
     def facts(self) -> ShareFacts:
         share = self.share

@@ -280,13 +280,8 @@ class _Session:
         facts = RepositoryFacts(access="anonymous", listing="webdav", dialect=dialect, server=tree.server,
                                 tls_offered=self.tls)
         walk = BoundedWalk(tree, self.budget, place_name(tree.base))
-        detail = None
-        try:
-            walk.run()
-        except Exception as exc:  # the session broke mid-walk: keep what was seen
-            detail = "session wall time spent" if tree.expired else f"walk stopped ({type(exc).__name__})"
-            walk.share.limited = True
-            walk.share.error = detail
+        detail = walk.run_keeping(
+            lambda exc: "session wall time spent" if tree.expired else f"walk stopped ({type(exc).__name__})")
         share = walk.facts()
         facts.shares = [share]
         status = ProbeStatus.EXPOSED if has_medical_files([share]) else ProbeStatus.OPEN
