@@ -50,15 +50,7 @@ def parse(source: Source, ctx: Context, tree: Tree | None = None, chain: tuple[s
     tree = tree or Tree()
     chain = (*chain, os.path.realpath(source.path))
     stack: list[Directive] = []
-    pending, start = "", 0
-    for number, raw in enumerate(source.lines, 1):
-        line = (pending + " " + raw.strip()) if pending else raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending, start = line[:-1], start or number
-            continue
-        at, pending, start = start or number, "", 0
+    for at, line in source.logical_lines():
         inside = sections + tuple((d.name, " ".join(d.args)) for d in stack)
         if line.startswith("</"):
             name = line[2:].rstrip(">").strip().lower()

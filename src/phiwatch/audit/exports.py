@@ -38,15 +38,7 @@ def broad(host: str) -> bool:
 def audit(source: Source, ctx: Context) -> Parsed:
     out = Parsed()
     bad = 0
-    pending, start = "", 0
-    for number, raw in enumerate(source.lines, 1):
-        line = (pending + " " + raw.strip()) if pending else raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending, start = line[:-1], start or number
-            continue
-        at, pending, start = start or number, "", 0
+    for at, line in source.logical_lines():
         words = line.split()
         path = words[0].strip('"')
         if not path.startswith("/"):

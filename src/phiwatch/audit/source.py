@@ -9,6 +9,7 @@ secrets once more before anything is written (`AuditResult.scrub`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,20 @@ class Source:
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 1 <= number <= len(self.lines) else ""
+
+    def logical_lines(self) -> Iterator[tuple[int, str]]:
+        """(number of its first line, text) of each line that is not blank or a comment, a line
+        ending in a backslash joined with the next (Apache's and exports' continuation)."""
+        pending, start = "", 0
+        for number, raw in enumerate(self.lines, 1):
+            line = (pending + " " + raw.strip()) if pending else raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.endswith("\\"):
+                pending, start = line[:-1], start or number
+                continue
+            at, pending, start = start or number, "", 0
+            yield at, line
 
     def secret(self, value: str | None, line: int | None = None) -> None:
         """Remember a secret: its line is masked after the key; a value of 8 characters or more is
