@@ -21,9 +21,8 @@ from . import medtree
 from .errors import LabError
 from .plugins import LabServer, Prepared
 from .services import HOST, _service
+from .webservers import APACHE, APACHE_MODULES, apache_base
 
-APACHE = "/usr/sbin/apache2"
-MODULES = Path("/usr/lib/apache2/modules")
 NAME = "apache-webdav"
 OFFSETS = {"open": 75, "login": 76, "refused": 77}
 LOADED = ("mpm_event", "authz_core", "authn_core", "authn_file", "auth_basic", "authz_user", "mime", "dav",
@@ -31,7 +30,7 @@ LOADED = ("mpm_event", "authz_core", "authn_core", "authn_file", "auth_basic", "
 
 
 def check_installed() -> None:
-    missing = [p for p in (Path(APACHE), MODULES / "mod_dav_fs.so") if not p.is_file()]
+    missing = [p for p in (Path(APACHE), APACHE_MODULES / "mod_dav_fs.so") if not p.is_file()]
     if missing:
         raise LabError(f"{missing[0]} is missing: run scripts/install-debian-deps.sh (Debian package apache2)")
 
@@ -39,18 +38,8 @@ def check_installed() -> None:
 def render_config(folder: Path, root: Path, base: int) -> str:
     share = [f"  DocumentRoot {root}", f"  <Directory {root}>", "    Dav On", "    Options None"]
     lines = [
-        f"ServerRoot {folder}",
-        f"PidFile {folder / 'httpd.pid'}",
-        f"Mutex file:{folder} default",
-        *(f"LoadModule {m}_module {MODULES / f'mod_{m}.so'}" for m in LOADED),
-        "User nobody",
-        "Group nogroup",
-        "ServerName localhost",
-        "ErrorLog /dev/stderr",
-        "LogLevel warn",
-        "TypesConfig /etc/mime.types",
+        *apache_base(folder, LOADED, (base + offset for offset in OFFSETS.values())),
         f"DavLockDB {folder / 'lock' / 'davlock'}",
-        *(f"Listen {HOST}:{base + offset}" for offset in OFFSETS.values()),
         f"<VirtualHost {HOST}:{base + OFFSETS['open']}>", *share, "    Require all granted", "  </Directory>",
         "</VirtualHost>",
         f"<VirtualHost {HOST}:{base + OFFSETS['login']}>", *share, "    AuthType Basic",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,10 @@ def _tree(folder: Path) -> tuple[Path, dict]:
     return root, tree
 
 
-def _apache(folder: Path, base: int) -> Prepared:
-    root, tree = _tree(folder)
-    modules = ["mpm_event", "authz_core", "dir", "mime", "autoindex"]
-    lines = [
+def apache_base(folder: Path, modules: Iterable[str], ports: Iterable[int]) -> list[str]:
+    """The lines every lab Apache begins with: its pid and mutex under `folder`, `modules` loaded,
+    run as nobody, errors to its log, listening on 127.0.0.1 at `ports`."""
+    return [
         f"ServerRoot {folder}",
         f"PidFile {folder / 'httpd.pid'}",
         f"Mutex file:{folder} default",
@@ -55,7 +56,15 @@ def _apache(folder: Path, base: int) -> Prepared:
         "ErrorLog /dev/stderr",
         "LogLevel warn",
         "TypesConfig /etc/mime.types",
-        *(f"Listen {HOST}:{base + offset}" for offset in APACHE_OFFSETS.values()),
+        *(f"Listen {HOST}:{port}" for port in ports),
+    ]
+
+
+def _apache(folder: Path, base: int) -> Prepared:
+    root, tree = _tree(folder)
+    modules = ["mpm_event", "authz_core", "dir", "mime", "autoindex"]
+    lines = [
+        *apache_base(folder, modules, (base + offset for offset in APACHE_OFFSETS.values())),
         f"DocumentRoot {root}",
         "<Directory />",
         "  Require all granted",
