@@ -61,10 +61,22 @@ class _Lease:
         self.session._release(self)
 
 
-class EngineSocket(socket.socket):
-    """A TCP socket of a blocking session: its reads are charged, its close frees the slot."""
+class _Leased:
+    """A socket holding a lease: closing its descriptor frees the host slot, once."""
 
     _lease: _Lease | None = None
+
+    def _real_close(self, *args: Any) -> None:
+        lease, self._lease = self._lease, None
+        try:
+            super()._real_close(*args)  # type: ignore[misc]
+        finally:
+            if lease is not None:
+                lease.release()
+
+
+class EngineSocket(_Leased, socket.socket):
+    """A TCP socket of a blocking session: its reads are charged, its close frees the slot."""
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = super().recv(bufsize, flags)
@@ -76,19 +88,9 @@ class EngineSocket(socket.socket):
         _charge(self._lease, count)
         return count
 
-    def _real_close(self, *args: Any) -> None:
-        lease, self._lease = self._lease, None
-        try:
-            super()._real_close(*args)  # type: ignore[misc]
-        finally:
-            if lease is not None:
-                lease.release()
 
-
-class EngineSSLSocket(ssl.SSLSocket):
+class EngineSSLSocket(_Leased, ssl.SSLSocket):
     """The TLS layer over an EngineSocket: takes over its lease; decrypted bytes are charged."""
-
-    _lease: _Lease | None = None
 
     @classmethod
     def _create(cls, sock: socket.socket, *args: Any, **kwargs: Any) -> EngineSSLSocket:  # type: ignore[override]
@@ -110,14 +112,6 @@ class EngineSSLSocket(ssl.SSLSocket):
         data = super().read(size, buffer)
         _charge(self._lease, data if isinstance(data, int) else len(data))
         return data
-
-    def _real_close(self, *args: Any) -> None:
-        lease, self._lease = self._lease, None
-        try:
-            super()._real_close(*args)  # type: ignore[misc]
-        finally:
-            if lease is not None:
-                lease.release()
 
 
 def _charge(lease: _Lease | None, count: int) -> None:
