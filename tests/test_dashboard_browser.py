@@ -15,11 +15,10 @@ import pytest
 from phiwatch.store import Store
 from phiwatch_lab.canary import CANARY_STRINGS
 
+from .chromium import headless_chromium
 from .dashboard_store import history
 from .test_dashboard import TOKEN, _free_port, _wait_healthy
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -48,25 +47,8 @@ def dashboard(lab_plugin, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian chromium and chromium-driver are not installed (run scripts/install-debian-deps.sh)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--disable-default-apps", "--disable-extensions", "--window-size=1400,1000",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(20)
-    try:
+    with headless_chromium(tmp_path_factory.mktemp("chromium-profile"), "1400,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _severe(driver) -> list[dict]:

@@ -38,8 +38,8 @@ from phiwatch.models import (
 )
 from phiwatch.reports import html
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+from .chromium import headless_chromium
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 SCRIPT_TAG = "<script>alert(1)</script>"
@@ -190,27 +190,8 @@ def test_clean_neutralises_controls_and_bidi_overrides():
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian chromium and chromium-driver are not installed (run scripts/install-debian-deps.sh)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--disable-default-apps", "--disable-extensions",
-                     "--window-size=1280,900",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.unhandled_prompt_behavior = "ignore"  # a dialog stays open, so the test can see it
-    driver = webdriver.Chrome(service=DriverService(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(20)
-    try:
+    with headless_chromium(tmp_path_factory.mktemp("chromium-profile"), "1280,900", keep_dialogs=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _open(driver, path: Path) -> None:
